@@ -1,0 +1,68 @@
+# MNIST < 8k params in three literate blocks.  `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+REPORTS_DIR ?= reports
+SMOKE_DIR := build/smoke
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
+STEMS := $(notdir $(NOTEBOOKS:.py=))
+
+# make reports EPOCHS=3 SEED=2 DEVICE=cuda PARAMS='-p lr 0.05'
+COMMON := $(if $(EPOCHS),-c epochs $(EPOCHS)) $(if $(SEED),-c seed $(SEED)) $(if $(DEVICE),-c device $(DEVICE))
+SMOKE := -p train_limit 2000 -p test_limit 1000 -c epochs 1 -c device cpu
+
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help venv data reports index lab notebooks test unit nbval reference bench clean $(STEMS:%=report-%)
+
+help:  ## list the targets
+	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
+
+venv: $(STAMP)  ## create .venv from requirements.txt (rebuilt only when it changes)
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	@touch $@
+
+data: $(STAMP)  ## fetch MNIST into MNIST_DATA_DIR (default data/) and verify its md5 sums
+	$(PY) -m lib.data
+
+reports: $(STAMP)  ## execute every notebook into REPORTS_DIR (default reports/) (EPOCHS= SEED= DEVICE= PARAMS=)
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory index && echo "make reports: finished in $$(( $$(date +%s) - start )) s"
+
+index: $(STEMS:%=report-%)  ## (re)write REPORTS_DIR/README.md and its figure from the metrics
+	$(PY) -m lib.pipeline index --out $(REPORTS_DIR)
+
+$(STEMS:%=report-%): report-%: $(STAMP) data  ## run one notebook, e.g. make report-03_final
+	$(PY) -m lib.pipeline run notebooks/$*.py --out $(REPORTS_DIR) $(COMMON) $(PARAMS)
+
+notebooks: $(STAMP)  ## write the .ipynb twin of every notebooks/*.py (jupytext pairing)
+	$(VENV)/bin/jupytext --sync $(NOTEBOOKS)
+
+lab: notebooks data  ## open JupyterLab on notebooks/ (the .py files open as notebooks)
+	$(VENV)/bin/jupyter lab notebooks
+
+test: unit nbval  ## the whole test suite: lib tests, then nbval over every notebook
+
+unit: $(STAMP) data  ## pytest on tests/ (lib, data, pipeline)
+	$(PY) -m pytest -q tests
+
+nbval: $(STAMP) data  ## re-execute tests/reference/*.ipynb and compare with the stored outputs
+	TQDM_DISABLE=1 $(PY) -m pytest -q -p no:cacheprovider --nbval tests/reference \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-kernel-name python3
+
+reference: $(STAMP) data  ## regenerate tests/reference/ (smoke runs); do it on purpose, then review the diff
+	@for nb in $(NOTEBOOKS); do \
+	  TQDM_DISABLE=1 $(PY) -m lib.pipeline run $$nb --out $(SMOKE_DIR) --force $(SMOKE) || exit 1; done
+	mkdir -p tests/reference && cp $(SMOKE_DIR)/*.ipynb tests/reference/
+
+bench: $(STAMP) data  ## images/s: standard torchvision pipeline vs ours, ends with `ratio: X.XX`
+	$(PY) -m lib.bench
+
+clean:  ## remove build/ (smoke runs); keeps .venv, data/ and reports/
+	rm -rf build

@@ -1,0 +1,82 @@
+"""Every model of the project, one class per block: Model_1, Model_2, Model_3.
+
+Sizes in the comments are the output (channels x height x width) and the receptive field
+(RF) after the layer; `lib.summary.rf_table` computes the same RF from the layers themselves.
+"""
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def conv(c_in, c_out, k=3, padding=0, dropout=0.0, order="relu-bn"):
+    """3x3 (or k x k) conv without bias, then ReLU/BatchNorm in `order`, then Dropout2d."""
+    layers = [nn.Conv2d(c_in, c_out, k, padding=padding, bias=False)]
+    post = [nn.ReLU(), nn.BatchNorm2d(c_out)]
+    layers += post if order == "relu-bn" else post[::-1]
+    if dropout:
+        layers.append(nn.Dropout2d(dropout))
+    return nn.Sequential(*layers)
+
+
+class Model_1(nn.Module):
+    """The seed repo's Block 2 network, reproduced exactly: 7,904 parameters.
+
+    ReLU -> BatchNorm -> Dropout2d after every conv but the last; no biases.
+    """
+
+    def __init__(self, dropout=0.01):
+        super().__init__()
+        d = dropout
+        self.block1 = nn.Sequential(
+            conv(1, 32, dropout=d),              # 32x26x26  RF 3
+            conv(32, 8, k=1, dropout=d),         # 8x26x26   RF 3
+            conv(8, 10, dropout=d),              # 10x24x24  RF 5
+        )
+        self.pool = nn.MaxPool2d(2)              # 10x12x12  RF 6
+        self.block2 = nn.Sequential(
+            conv(10, 16, padding=1, dropout=d),  # 16x12x12  RF 10
+            conv(16, 10, k=1, dropout=d),        # 10x12x12  RF 10
+            conv(10, 10, dropout=d),             # 10x10x10  RF 14
+            conv(10, 16, dropout=d),             # 16x8x8    RF 18
+            conv(16, 16, dropout=d),             # 16x6x6    RF 22
+        )
+        self.gap = nn.AvgPool2d(6)               # 16x1x1    RF 32
+        self.head = nn.Conv2d(16, 10, 1, bias=False)  # 10x1x1
+
+    def forward(self, x):
+        x = self.block2(self.pool(self.block1(x)))
+        return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
+
+
+class Model_2(nn.Module):
+    """Lean: channels where the receptive field is large, not at RF 3; BN before ReLU;
+    one max-pool at RF 5; global average pooling into a 1x1 classifier. 6,552 parameters."""
+
+    def __init__(self, dropout=0.05, width=12):
+        super().__init__()
+        d, o, w = dropout, "bn-relu", width
+        self.block1 = nn.Sequential(
+            conv(1, 8, dropout=d, order=o),      # 8x26x26   RF 3
+            conv(8, 12, dropout=d, order=o),     # 12x24x24  RF 5
+        )
+        self.pool = nn.MaxPool2d(2)              # 12x12x12  RF 6
+        self.block2 = nn.Sequential(
+            conv(12, w, dropout=d, order=o),     # w x10x10  RF 10
+            conv(w, 16, dropout=d, order=o),     # 16x8x8    RF 14
+            conv(16, 16, dropout=d, order=o),    # 16x6x6    RF 18
+        )
+        self.gap = nn.AdaptiveAvgPool2d(1)       # 16x1x1    RF 28
+        self.head = nn.Conv2d(16, 10, 1, bias=False)  # 10x1x1
+
+    def forward(self, x):
+        x = self.block2(self.pool(self.block1(x)))
+        return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
+
+
+class Model_3(Model_2):
+    """Model_2 with the first conv after the pool widened to 16 channels: 7,568 parameters."""
+
+    def __init__(self, dropout=0.05):
+        super().__init__(dropout, width=16)
+
+
+MODELS = {cls.__name__: cls for cls in (Model_1, Model_2, Model_3)}

@@ -1,0 +1,172 @@
+"""Headless execution of the notebooks (papermill) and the reports index.
+
+    python -m lib.pipeline run notebooks/03_final.py --out reports -p lr 0.05 -c epochs 3
+    python -m lib.pipeline index --out reports
+
+`run` executes one notebook into a staging folder and moves its outputs (executed .ipynb,
+rendered .html, .metrics.json) into `--out` only on success, so the last good report stays
+intact when a run fails or is interrupted; a failed run is kept as `<stem>.failed.ipynb`.
+It skips a notebook whose report was made from the same notebook, lib and parameters.
+`-p NAME VALUE` must name a parameter of the notebook; `-c NAME VALUE` (make's EPOCHS, SEED,
+DEVICE) is applied only to notebooks that have that parameter.
+"""
+import argparse
+import ast
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+KERNEL = "python3"
+
+
+class PipelineError(RuntimeError):
+    pass
+
+
+def parse_value(text):
+    """A command-line value as papermill reads it: None/True/False, int, float, list, or str."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def notebook_parameters(nb):
+    """{name: default source} of the notebook's `parameters` cell."""
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        return {}
+    tree = ast.parse(cell.source)
+    return {t.id: ast.get_source_segment(cell.source, node.value)
+            for node in tree.body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name)}
+
+
+def resolve_parameters(nb, strict, common):
+    """Merge the -c and -p parameters; an unknown -p name is an error listing the known ones."""
+    known = notebook_parameters(nb)
+    unknown = [name for name in strict if name not in known]
+    if unknown:
+        raise PipelineError(f"unknown parameter {', '.join(map(repr, unknown))}; "
+                            f"this notebook's parameters are: {', '.join(known)}")
+    return {**{k: v for k, v in common.items() if k in known}, **strict}
+
+
+def inputs_key(py_path, params):
+    """sha256 over what a report depends on: the notebook, lib/*.py, requirements, parameters."""
+    h = hashlib.sha256()
+    for path in [py_path, REPO / "requirements.txt", *sorted((REPO / "lib").glob("*.py"))]:
+        h.update(path.name.encode() + b"\0" + Path(path).read_bytes())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def up_to_date(out, stem, key):
+    metrics = out / f"{stem}.metrics.json"
+    try:
+        return (out / f"{stem}.ipynb").exists() and (out / f"{stem}.html").exists() \
+            and json.loads(metrics.read_text()).get("inputs_sha256") == key
+    except (OSError, ValueError):
+        return False
+
+
+def render_html(ipynb, html):
+    """Code-free HTML of an executed notebook (prose, outputs and plots)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                           exclude_output_prompt=True).from_notebook_node(nbformat.read(ipynb, 4))
+    html.write_text(body)
+
+
+def run(py_path, out, strict, common, force=False):
+    import jupytext
+    import papermill as pm
+
+    py_path, out = Path(py_path).resolve(), Path(out).resolve()
+    stem = py_path.stem
+    nb = jupytext.read(py_path)
+    params = resolve_parameters(nb, strict, common)
+    key = inputs_key(py_path, params)
+    if not force and up_to_date(out, stem, key):
+        print(f"[{stem}] up to date ({out / stem}.ipynb)")
+        return
+    staging = out / ".staging" / stem
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    source, executed = staging / "source.ipynb", staging / f"{stem}.ipynb"
+    jupytext.write(nb, source)
+    start = time.perf_counter()
+    print(f"[{stem}] running with {params or 'default parameters'} ...", flush=True)
+    try:
+        pm.execute_notebook(source, executed, parameters={**params, "out_dir": str(staging)},
+                            kernel_name=KERNEL, log_output=True, progress_bar=False,
+                            cwd=py_path.parent)
+    except pm.PapermillExecutionError as e:
+        failed = out / f"{stem}.failed.ipynb"
+        shutil.move(executed, failed)
+        raise PipelineError(f"notebook {stem} failed in cell {e.exec_count} "
+                            f"(cell index {e.cell_index}): {e.ename}: {e.evalue}; "
+                            f"executed notebook kept at {failed}") from None
+    finally:
+        source.unlink(missing_ok=True)
+    metrics = staging / f"{stem}.metrics.json"
+    if not metrics.exists():
+        raise PipelineError(f"notebook {stem} ran but wrote no {metrics.name}")
+    record = json.loads(metrics.read_text())
+    record["inputs_sha256"] = key
+    metrics.write_text(json.dumps(record, indent=1) + "\n")
+    render_html(executed, staging / f"{stem}.html")
+    for path in sorted(staging.iterdir()):  # all written: now replace the old report
+        os.replace(path, out / path.name)
+    (out / f"{stem}.failed.ipynb").unlink(missing_ok=True)
+    print(f"[{stem}] done in {time.perf_counter() - start:.0f} s -> {out / stem}.ipynb", flush=True)
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m lib.pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="execute one notebook into --out")
+    r.add_argument("notebook")
+    r.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    r.add_argument("-c", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    r.add_argument("--force", action="store_true")
+    i = sub.add_parser("index", help="write the index of the reports in --out")
+    for p in (r, i):
+        p.add_argument("--out", default="reports")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ.setdefault("TQDM_MININTERVAL", "15")  # a few progress lines per epoch, not thousands
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    staging = Path(args.out).resolve() / ".staging"
+    try:
+        if args.command == "run":
+            run(args.notebook, args.out, {k: parse_value(v) for k, v in args.p},
+                {k: parse_value(v) for k, v in args.c}, args.force)
+        else:
+            from lib.index import write_index
+            write_index(Path(args.out))
+    except PipelineError as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted: no report was changed")
+    finally:
+        if args.command == "run":
+            shutil.rmtree(staging / Path(args.notebook).stem, ignore_errors=True)
+            if staging.exists() and not any(staging.iterdir()):
+                staging.rmdir()
+
+
+if __name__ == "__main__":
+    main()

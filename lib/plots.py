@@ -1,0 +1,76 @@
+"""Figures (seaborn/matplotlib): samples, curves, mistakes, confusion matrix."""
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def image_grid(images, titles, ncols=10, title=None):
+    """Show up to len(images) 28x28 images (tensors, any scale) with a caption each."""
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 1.1, nrows * 1.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, t in zip(axes.flat, images, titles):
+        ax.imshow(img.squeeze().cpu(), cmap="gray_r")
+        ax.set_title(t, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(images, labels, n=40):
+    """The first `n` images of a split with their labels."""
+    return image_grid(images[:n], [str(int(l)) for l in labels[:n]], title="Training samples")
+
+
+def curves(history, label=None):
+    """Train/test loss and accuracy per epoch, from a `fit` history."""
+    df = pd.DataFrame(history)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
+    long = df.melt("epoch", ["train_loss", "test_loss"], var_name="split", value_name="loss")
+    sns.lineplot(long, x="epoch", y="loss", hue="split", marker="o", ax=ax1)
+    long = df.melt("epoch", ["train_acc", "test_acc"], var_name="split", value_name="accuracy %")
+    sns.lineplot(long, x="epoch", y="accuracy %", hue="split", marker="o", ax=ax2)
+    ax2.axhline(99.4, color="red", ls="--", lw=1, label="99.40 %")
+    ax2.set_ylim(max(95.0, df[["train_acc", "test_acc"]].min().min() - 0.2), 100)
+    ax2.legend()
+    if label:
+        fig.suptitle(label)
+    fig.tight_layout()
+    return fig
+
+
+def misclassified(images, labels, preds, n=30):
+    """The first `n` test images the model gets wrong, titled 'true→predicted'."""
+    wrong = (preds.cpu() != labels.cpu()).nonzero().flatten()[:n]
+    return image_grid(images[wrong], [f"{int(labels[i])}→{int(preds[i])}" for i in wrong],
+                      title=f"Misclassified test images (first {len(wrong)} of "
+                            f"{int((preds.cpu() != labels.cpu()).sum())})")
+
+
+def confusion(labels, preds):
+    """Confusion matrix (rows: true digit, columns: predicted), off-diagonal counts shown."""
+    m = torch.zeros(10, 10, dtype=torch.long)
+    m.index_put_((labels.cpu(), preds.cpu()), torch.ones(len(labels), dtype=torch.long), accumulate=True)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    sns.heatmap(m.numpy(), annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
+                annot_kws={"fontsize": 7})
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test set)")
+    fig.tight_layout()
+    return fig
+
+
+def seed_curves(runs):
+    """Test accuracy per epoch, one line per seed."""
+    df = pd.DataFrame([dict(seed=r["seed"], **h) for r in runs for h in r["history"]])
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    sns.lineplot(df, x="epoch", y="test_acc", hue="seed", palette="tab10", marker="o", ax=ax)
+    ax.axhline(99.4, color="red", ls="--", lw=1)
+    ax.set(ylabel="test accuracy %", ylim=(max(97.0, df.test_acc.min() - 0.2), 100))
+    fig.tight_layout()
+    return fig

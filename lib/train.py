@@ -1,0 +1,158 @@
+"""Training engine: device-resident data, batched augmentation, train/test loops.
+
+The whole split lives on the training device as one float tensor in [0, 1]. Each epoch
+draws a random permutation on that device; rotation is applied to whole batches with
+per-sample affine matrices (`affine_grid` + `grid_sample`); normalisation follows.
+No DataLoader, no PIL, no per-sample Python in the hot loop.
+"""
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lib.data import MEAN, STD, load_mnist
+
+
+# --- reproducibility and device ---------------------------------------------------------
+def seed_everything(seed):
+    """Seed python, numpy and torch (all devices). Same seed on CPU -> identical metrics."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def available_devices():
+    names = ["cpu"]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    if torch.cuda.is_available():
+        names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return names
+
+
+def pick_device(name="auto"):
+    """"auto" -> cuda, then mps, then cpu. An explicit device must be available here."""
+    if name == "auto":
+        name = next(d for d in ("cuda", "mps", "cpu") if d in available_devices())
+    if name not in available_devices():
+        raise ValueError(f"device={name!r} is not available here; allowed: "
+                         f"'auto', {', '.join(repr(d) for d in available_devices())}")
+    return torch.device(name)
+
+
+# --- data on the device -----------------------------------------------------------------
+def rotate(x, max_degrees, generator=None):
+    """Rotate each image of a batch (N, 1, H, W) by its own angle ~ U(-max, +max) degrees.
+
+    Counter-clockwise for positive angles, as torchvision's `rotate`; zeros fill the corners.
+    Returns the rotated batch and the angles used.
+    """
+    n = x.shape[0]
+    angles = (torch.rand(n, device=x.device, generator=generator) * 2 - 1) * max_degrees
+    rad = angles * (math.pi / 180)
+    cos, sin = torch.cos(rad), torch.sin(rad)
+    zero = torch.zeros_like(cos)
+    # affine_grid maps output coordinates to input ones: the inverse rotation.
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False), angles
+
+
+class Batches:
+    """An MNIST split on the device, iterated in (optionally shuffled, rotated) batches."""
+
+    def __init__(self, images, labels, batch_size, device, shuffle=False, rotation=0.0, seed=0):
+        self.x = images.to(device).unsqueeze(1).float().div_(255)  # (N, 1, 28, 28) in [0, 1]
+        self.y = labels.to(device)
+        self.batch_size, self.shuffle, self.rotation = batch_size, shuffle, rotation
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def __len__(self):
+        return math.ceil(len(self.y) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.y)
+        order = (torch.randperm(n, device=self.x.device, generator=self.generator)
+                 if self.shuffle else torch.arange(n, device=self.x.device))
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            x = self.x[idx]
+            if self.rotation:
+                x, _ = rotate(x, self.rotation, self.generator)
+            yield (x - MEAN) / STD, self.y[idx]
+
+
+def mnist_batches(batch_size, device, train_limit=None, test_limit=None, rotation=0.0, seed=0,
+                  test_batch_size=1000):
+    """(train, test) batch iterators. Test = the real 10,000-image test split, unaugmented."""
+    x, y = load_mnist(train=True)
+    xt, yt = load_mnist(train=False)
+    assert len(y) == 60_000 and len(yt) == 10_000, (len(y), len(yt))
+    train = Batches(x[:train_limit], y[:train_limit], batch_size, device, True, rotation, seed)
+    test = Batches(xt[:test_limit], yt[:test_limit], test_batch_size, device)
+    return train, test
+
+
+# --- loops --------------------------------------------------------------------------------
+def train_epoch(model, batches, optimizer, scheduler=None, per_batch=False, desc="train"):
+    """One pass over `batches`; steps a per-batch scheduler. Returns (mean loss, accuracy %)."""
+    model.train()
+    loss_sum = torch.zeros((), device=batches.x.device)
+    correct = torch.zeros((), device=batches.x.device, dtype=torch.long)
+    for x, y in tqdm(batches, desc=desc, leave=False):
+        out = model(x)
+        loss = F.nll_loss(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None and per_batch:
+            scheduler.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (out.argmax(1) == y).sum()
+    n = len(batches.y)
+    return loss_sum.item() / n, 100.0 * correct.item() / n
+
+
+@torch.no_grad()
+def evaluate(model, batches, keep_predictions=False):
+    """Mean loss and accuracy % on `batches` (and the predictions, if asked)."""
+    model.eval()
+    loss_sum, correct, preds = 0.0, 0, []
+    for x, y in batches:
+        out = model(x)
+        loss_sum += F.nll_loss(out, y, reduction="sum").item()
+        pred = out.argmax(1)
+        correct += (pred == y).sum().item()
+        if keep_predictions:
+            preds.append(pred)
+    n = len(batches.y)
+    result = (loss_sum / n, 100.0 * correct / n)
+    return (*result, torch.cat(preds)) if keep_predictions else result
+
+
+def fit(model, train, test, epochs, optimizer, scheduler=None, per_batch=False, log=print):
+    """Train for `epochs`; returns the history, one dict per epoch, accuracies in percent.
+
+    `scheduler` steps once per batch if `per_batch` (OneCycleLR), else once per epoch.
+    """
+    history = []
+    for epoch in range(1, epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        start = time.perf_counter()
+        train_loss, train_acc = train_epoch(model, train, optimizer, scheduler, per_batch,
+                                            desc=f"epoch {epoch}/{epochs}")
+        if scheduler is not None and not per_batch:
+            scheduler.step()
+        test_loss, test_acc = evaluate(model, test)
+        row = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
+                   test_loss=test_loss, test_acc=test_acc,
+                   seconds=round(time.perf_counter() - start, 2))
+        history.append(row)
+        log(f"epoch {epoch:2d}  lr {lr:.5f}  train loss {train_loss:.4f} acc {train_acc:6.2f}%  "
+            f"test loss {test_loss:.4f} acc {test_acc:6.2f}%  {row['seconds']:.1f}s")
+    return history
