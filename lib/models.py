@@ -51,7 +51,7 @@ class Model_2(nn.Module):
     """Lean: channels where the receptive field is large, not at RF 3; BN before ReLU;
     one max-pool at RF 5; global average pooling into a 1x1 classifier. 6,552 parameters."""
 
-    def __init__(self, dropout=0.05, width=12):
+    def __init__(self, dropout=0.0, width=12):
         super().__init__()
         d, o, w = dropout, "bn-relu", width
         self.block1 = nn.Sequential(
@@ -75,7 +75,7 @@ class Model_2(nn.Module):
 class Model_3(Model_2):
     """Model_2 with the first conv after the pool widened to 16 channels: 7,568 parameters."""
 
-    def __init__(self, dropout=0.05):
+    def __init__(self, dropout=0.0):
         super().__init__(dropout, width=16)
 
 

@@ -102,13 +102,15 @@ def run(py_path, out, strict, common, force=False):
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     source, executed = staging / "source.ipynb", staging / f"{stem}.ipynb"
+    # relative to the repo where possible, so executed notebooks show no machine's paths
+    out_dir = os.path.relpath(staging, REPO) if staging.is_relative_to(REPO) else str(staging)
     jupytext.write(nb, source)
     start = time.perf_counter()
     print(f"[{stem}] running with {params or 'default parameters'} ...", flush=True)
     try:
-        pm.execute_notebook(source, executed, parameters={**params, "out_dir": str(staging)},
-                            kernel_name=KERNEL, log_output=True, progress_bar=False,
-                            cwd=py_path.parent)
+        pm.execute_notebook(source, executed, parameters={**params, "out_dir": out_dir},
+                            kernel_name=KERNEL, language="python", log_output=True,
+                            progress_bar=False, cwd=py_path.parent)
     except pm.PapermillExecutionError as e:
         failed = out / f"{stem}.failed.ipynb"
         shutil.move(executed, failed)

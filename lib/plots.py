@@ -23,9 +23,18 @@ def image_grid(images, titles, ncols=10, title=None):
     return fig
 
 
-def sample_grid(images, labels, n=40):
-    """The first `n` images of a split with their labels."""
-    return image_grid(images[:n], [str(int(l)) for l in labels[:n]], title="Training samples")
+def data_overview(train, test, n=40):
+    """Print sizes, pixel statistics and label counts of both splits; show `n` training images
+    as the model sees them (augmented)."""
+    from lib.data import MEAN, STD
+    print(f"train {tuple(train.x.shape)}  test {tuple(test.x.shape)}")
+    print(f"train pixels (0..1): mean {train.x.mean():.4f}  std {train.x.std():.4f}  "
+          f"-> normalised with mean {MEAN}, std {STD}")
+    print("train label counts", torch.bincount(train.y, minlength=10).tolist())
+    print("test  label counts", torch.bincount(test.y, minlength=10).tolist())
+    x, y = next(iter(train))
+    return image_grid(x[:n].cpu(), [str(int(l)) for l in y[:n]],
+                      title=f"Training batch as the model sees it (rotation ±{train.rotation}°)")
 
 
 def curves(history, label=None):

@@ -89,8 +89,18 @@ def summarize(history):
             "first_epoch_ge_99_40": first, "final_test_acc": acc[-1]}
 
 
-def result_table(rows):
-    """Result figures as a one-column table (rows: list of (label, value))."""
+def result_table(run, model_name, params, result, test_size):
+    """The Result of a block as a two-column table, from the run's own figures."""
+    first = result["first_epoch_ge_99_40"]
+    rows = [
+        ("model", model_name), ("parameters", f"{params:,}"), ("epochs", result["epochs"]),
+        ("best test accuracy", f"{result['best_test_acc']:.2f} % (epoch {result['best_epoch']})"),
+        ("min of last 3 epochs", f"{result['min_last3']:.2f} %"),
+        ("min of last 5 epochs", f"{result['min_last5']:.2f} %"),
+        ("first epoch >= 99.40 %", first if first else "never"),
+        ("test images", f"{test_size:,}"), ("wall time", f"{run.wall_seconds():.0f} s"),
+        ("device", run.info()["device"]), ("seed", run.params.get("seed")),
+    ]
     return pd.DataFrame(rows, columns=["figure", "value"]).set_index("figure")
 
 
@@ -108,4 +118,3 @@ def check_targets(run, checks):
     missed = [d for d, ok in checks if not ok]
     assert not missed, "target missed: " + "; ".join(missed)
     print("All targets met.")
-    return met

@@ -66,3 +66,12 @@ def macs_per_image(model, input_size=(1, 1, 28, 28)):
     """Multiply-accumulates of one forward pass of one image (torchinfo's count)."""
     import torchinfo
     return torchinfo.summary(model, input_size, verbose=0).total_mult_adds
+
+
+def show(model, name):
+    """Notebook view: parameter count, layer table and receptive-field table."""
+    from IPython.display import display
+    print(f"{name}: {count_params(model):,} trainable parameters, "
+          f"{macs_per_image(model):,} multiply-accumulates per image")
+    display(layer_table(model))
+    display(rf_table(model))

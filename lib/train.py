@@ -98,6 +98,16 @@ def mnist_batches(batch_size, device, train_limit=None, test_limit=None, rotatio
     return train, test
 
 
+def one_cycle(model, lr, epochs, steps_per_epoch):
+    """SGD (momentum 0.9) with a one-cycle schedule stepped every batch: 20 % warm-up from
+    lr/10 to lr, then a cosine anneal to lr/1000. Returns (optimizer, scheduler)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        pct_start=0.2, div_factor=10, final_div_factor=100)
+    return optimizer, scheduler
+
+
 # --- loops --------------------------------------------------------------------------------
 def train_epoch(model, batches, optimizer, scheduler=None, per_batch=False, desc="train"):
     """One pass over `batches`; steps a per-batch scheduler. Returns (mean loss, accuracy %)."""

@@ -1,0 +1,51 @@
+"""Models and their summaries: the seed reproduction layer by layer, RF computed from layers."""
+import pytest
+import torch
+
+from lib.models import MODELS, Model_1
+from lib.summary import count_params, layer_table, macs_per_image, rf_table
+
+# The seed repo's Block 2 summary: (layer type, output shape, parameters), every layer.
+SEED_TABLE = []
+for c, h, p in [(32, 26, 288), (8, 26, 256), (10, 24, 720)]:
+    SEED_TABLE += [("Conv2d", (c, h, h), p), ("ReLU", (c, h, h), 0),
+                   ("BatchNorm2d", (c, h, h), 2 * c), ("Dropout2d", (c, h, h), 0)]
+SEED_TABLE.append(("MaxPool2d", (10, 12, 12), 0))
+for c, h, p in [(16, 12, 1440), (10, 12, 160), (10, 10, 900), (16, 8, 1440), (16, 6, 2304)]:
+    SEED_TABLE += [("Conv2d", (c, h, h), p), ("ReLU", (c, h, h), 0),
+                   ("BatchNorm2d", (c, h, h), 2 * c), ("Dropout2d", (c, h, h), 0)]
+SEED_TABLE += [("AvgPool2d", (16, 1, 1), 0), ("Conv2d", (10, 1, 1), 160)]
+
+
+def test_seed_model_matches_the_seed_summary_layer_for_layer():
+    model = Model_1()
+    assert count_params(model) == 7904
+    table = layer_table(model)
+    assert list(zip(table.type, table.output, table.params)) == SEED_TABLE
+    assert table.params.sum() == 7904
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_is_under_8000_params_and_outputs_log_probabilities(name):
+    model = MODELS[name]().eval()
+    assert count_params(model) < 8000
+    out = model(torch.randn(4, 1, 28, 28))
+    assert out.shape == (4, 10)
+    assert torch.allclose(out.exp().sum(1), torch.ones(4), atol=1e-5)
+
+
+def test_receptive_field_is_computed_from_the_layers():
+    rf = rf_table(Model_1())
+    assert rf.rf.tolist() == [3, 3, 5, 6, 10, 10, 14, 18, 22, 32, 32]
+    assert rf.jump.tolist() == [1, 1, 1, 2, 2, 2, 2, 2, 2, 12, 12]
+    # the global average pool of Model_3 is adaptive: its window is the 6x6 map it receives
+    rf3 = rf_table(MODELS["Model_3"]())
+    assert rf3.set_index("layer").loc["gap", "kernel"] == 6
+    assert rf3.rf.iloc[-1] == 28
+
+
+def test_macs_of_the_seed_model():
+    # sum over convs of weights x output pixels, plus torchinfo's one per BatchNorm parameter
+    convs = 288 * 676 + 256 * 676 + 720 * 576 + 1440 * 144 + 160 * 144 + 900 * 100 \
+        + 1440 * 64 + 2304 * 36 + 160
+    assert macs_per_image(Model_1()) == convs + 236

@@ -1,0 +1,123 @@
+"""`python -m lib.pipeline`: reports replaced only on success, clear failures, no partial reports."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lib.index import load_metrics, write_index
+from lib.pipeline import REPO
+
+TINY = '''# %% tags=["parameters"]
+fail = False
+pause = 0
+value = 1
+out_dir = "reports"
+
+# %%
+import json, pathlib, time
+time.sleep(pause)
+assert not fail, "deliberate failure"
+p = pathlib.Path(out_dir)
+p.mkdir(parents=True, exist_ok=True)
+(p / "tiny.metrics.json").write_text(json.dumps({"value": value}))
+print("value", value)
+'''
+
+
+def pipeline(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "lib.pipeline", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    nb = tmp_path / "tiny.py"
+    nb.write_text(TINY)
+    out = tmp_path / "out"
+    done = pipeline("run", nb, "--out", out)
+    assert done.returncode == 0, done.stderr
+    return nb, out
+
+
+def report(out):
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+
+def test_success_writes_notebook_html_and_metrics(tiny):
+    nb, out = tiny
+    assert {"tiny.ipynb", "tiny.html", "tiny.metrics.json"} <= set(report(out))
+    assert json.loads((out / "tiny.metrics.json").read_text())["value"] == 1
+    assert not (out / ".staging").exists()
+
+
+def test_unchanged_inputs_are_skipped_changed_parameters_rerun(tiny):
+    nb, out = tiny
+    assert "up to date" in pipeline("run", nb, "--out", out).stdout
+    done = pipeline("run", nb, "--out", out, "-p", "value", "2")
+    assert done.returncode == 0 and "running" in done.stdout
+    assert json.loads((out / "tiny.metrics.json").read_text())["value"] == 2
+    assert "value = 2" in (out / "tiny.ipynb").read_text()  # the injected-parameters cell
+
+
+def test_failing_notebook_exits_nonzero_and_keeps_the_previous_report(tiny):
+    nb, out = tiny
+    before = report(out)
+    done = pipeline("run", nb, "--out", out, "-p", "fail", "True")
+    assert done.returncode != 0
+    assert "notebook tiny failed in cell" in done.stderr and "AssertionError: deliberate failure" in done.stderr
+    after = report(out)
+    assert "tiny.failed.ipynb" in after
+    del after["tiny.failed.ipynb"]
+    assert after == before
+
+
+def test_unknown_parameter_is_an_error(tiny):
+    nb, out = tiny
+    done = pipeline("run", nb, "--out", out, "-p", "valeu", "2")
+    assert done.returncode != 0
+    assert "unknown parameter 'valeu'; this notebook's parameters are: fail, pause, value, out_dir" in done.stderr
+
+
+def test_common_parameters_apply_only_where_they_exist(tiny):
+    nb, out = tiny
+    done = pipeline("run", nb, "--out", out, "-c", "value", "3", "-c", "epochs", "2")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "tiny.metrics.json").read_text())["value"] == 3
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_no_partial_report_and_a_rerun_completes(tiny, sig):
+    nb, out = tiny
+    before = report(out)
+    proc = subprocess.Popen([sys.executable, "-m", "lib.pipeline", "run", str(nb), "--out", str(out),
+                             "-p", "pause", "30", "-p", "value", "5"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / ".staging" / "tiny").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # well inside the notebook's pause
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "interrupted: no report was changed" in err
+    assert report(out) == before
+    assert not (out / ".staging").exists()
+    assert pipeline("run", nb, "--out", out, "-p", "value", "5").returncode == 0
+    assert json.loads((out / "tiny.metrics.json").read_text())["value"] == 5
+
+
+def test_bad_notebook_parameter_fails_the_run_with_a_one_line_error(tmp_path):
+    done = pipeline("run", REPO / "notebooks/02_lean.py", "--out", tmp_path, "-p", "epochs", "0")
+    assert done.returncode != 0
+    assert "ParameterError: parameter epochs=0 is invalid; allowed: an integer >= 1" in done.stderr
+    assert not (tmp_path / "02_lean.ipynb").exists()
+
+
+def test_damaged_metrics_file_is_a_clear_error(tmp_path):
+    (tmp_path / "x.metrics.json").write_text('{"broken": ')
+    with pytest.raises(ValueError, match=r"x.metrics.json is not valid JSON .*rerun its notebook"):
+        load_metrics(tmp_path)
+    with pytest.raises(ValueError, match="no \\*.metrics.json"):
+        write_index(tmp_path / "empty")

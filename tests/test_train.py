@@ -1,0 +1,81 @@
+"""Engine: batched rotation, device-resident batches, device choice, seeded determinism."""
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+from torchvision.transforms import InterpolationMode
+
+from lib.data import MEAN, STD, load_mnist
+from lib.models import Model_2
+from lib.train import Batches, fit, mnist_batches, one_cycle, pick_device, rotate, seed_everything
+
+
+def digits(n=64):
+    x, _ = load_mnist(train=True)
+    return x[:n].unsqueeze(1).float() / 255
+
+
+def test_rotation_matches_torchvision_rotate_at_the_same_angle():
+    x = digits(8)
+    rotated, angles = rotate(x, 15, torch.Generator().manual_seed(0))
+    for img, out, a in zip(x, rotated, angles):
+        ref = TF.rotate(img, float(a), interpolation=InterpolationMode.BILINEAR)
+        # same direction and geometry; only the bilinear implementations differ slightly
+        assert (out - ref).abs().mean() < 0.01, float(a)
+        assert (out - TF.rotate(img, -float(a), interpolation=InterpolationMode.BILINEAR)).abs().mean() > \
+            (out - ref).abs().mean()
+
+
+def test_angles_are_uniform_within_the_range():
+    _, angles = rotate(torch.zeros(20_000, 1, 28, 28), 7, torch.Generator().manual_seed(1))
+    assert angles.abs().max() <= 7
+    assert angles.min() < -6.9 and angles.max() > 6.9
+    assert abs(angles.mean()) < 0.1
+    assert abs(angles.std().item() - 7 / 3 ** 0.5) < 0.05  # std of U(-7, 7)
+
+
+def test_rotated_batches_keep_the_pixel_statistics_of_pil_rotation():
+    x = digits(512)
+    ours, angles = rotate(x, 7, torch.Generator().manual_seed(2))
+    pil = torch.stack([TF.to_tensor(TF.rotate(TF.to_pil_image(img), float(a)))
+                       for img, a in zip(x, angles)])  # torchvision's PIL path, nearest
+    assert abs(ours.mean() - pil.mean()) < 0.005
+    assert abs(ours.std() - pil.std()) < 0.02
+
+
+def test_batches_cover_the_split_once_per_epoch_and_normalise():
+    x, y = load_mnist(train=False)
+    b = Batches(x[:1000], y[:1000], 128, "cpu", shuffle=True, seed=0)
+    seen = torch.cat([yb for _, yb in b])
+    assert len(b) == 8 and torch.equal(seen.sort().values, y[:1000].sort().values)
+    xb, _ = next(iter(Batches(x, y, 10_000, "cpu")))
+    assert abs(xb.mean().item() - (x.float().mean().item() / 255 - MEAN) / STD) < 1e-4
+
+
+def test_test_split_is_the_full_mnist_test_set():
+    _, test = mnist_batches(128, "cpu")
+    assert len(test.y) == 10_000 and test.rotation == 0 and not test.shuffle
+
+
+def test_device_auto_and_unavailable_devices():
+    assert pick_device("auto").type in {"cuda", "mps", "cpu"}
+    assert pick_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device='cuda' is not available here; allowed: 'auto', 'cpu'"):
+            pick_device("cuda")
+    with pytest.raises(ValueError, match="device='gpu0' is not available"):
+        pick_device("gpu0")
+
+
+def smoke_history(seed):
+    seed_everything(seed)
+    train, test = mnist_batches(64, "cpu", train_limit=640, test_limit=500, rotation=7, seed=seed)
+    model = Model_2().to(memory_format=torch.channels_last)
+    optimizer, scheduler = one_cycle(model, 0.05, 2, len(train))
+    history = fit(model, train, test, 2, optimizer, scheduler, per_batch=True, log=lambda s: None)
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_same_seed_same_metrics_on_cpu():
+    a, b = smoke_history(3), smoke_history(3)
+    assert a == b
+    assert a != smoke_history(4)
