@@ -157,7 +157,8 @@ def ensure_mnist(root=None, sources=None, log=print):
             with tempfile.TemporaryDirectory() as tmp:
                 files = fetch(tmp)
         except Exception as e:  # any failure of a source means: try the next one
-            failures.append(f"{label}: {type(e).__name__}: {str(e).strip()[:200]}")
+            reason = " ".join(str(e).split())  # one line, however the source phrased it
+            failures.append(f"{label}: {type(e).__name__}: {reason[:240]}")
             continue
         wrong = [n for n in bad if hashlib.md5(files.get(n, b"")).hexdigest() != MD5[n]]
         if wrong:

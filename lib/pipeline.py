@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -150,6 +151,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("TQDM_MININTERVAL", "15")  # a few progress lines per epoch, not thousands
+    jobs = re.search(r"(?:^|\s)-j\s*(\d+)", os.environ.get("MAKEFLAGS", ""))
+    if jobs and "OMP_NUM_THREADS" not in os.environ:  # `make -jN`: share the cores, don't fight
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(jobs[1])))
     signal.signal(signal.SIGTERM, _on_sigterm)
     staging = Path(args.out).resolve() / ".staging"
     try:

@@ -7,6 +7,13 @@ import torch
 sns.set_theme(style="whitegrid", context="notebook")
 
 
+def show(fig):
+    """Display a finished figure once and release it (one output per figure, in any runner)."""
+    from IPython.display import display
+    display(fig)
+    plt.close(fig)
+
+
 def image_grid(images, titles, ncols=10, title=None):
     """Show up to len(images) 28x28 images (tensors, any scale) with a caption each."""
     n = len(images)
@@ -20,7 +27,7 @@ def image_grid(images, titles, ncols=10, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return fig
+    return fig  # the public functions below show it
 
 
 def data_overview(train, test, n=40):
@@ -33,8 +40,8 @@ def data_overview(train, test, n=40):
     print("train label counts", torch.bincount(train.y, minlength=10).tolist())
     print("test  label counts", torch.bincount(test.y, minlength=10).tolist())
     x, y = next(iter(train))
-    return image_grid(x[:n].cpu(), [str(int(l)) for l in y[:n]],
-                      title=f"Training batch as the model sees it (rotation ±{train.rotation}°)")
+    show(image_grid(x[:n].cpu(), [str(int(l)) for l in y[:n]],
+                    title=f"Training batch as the model sees it (rotation ±{train.rotation}°)"))
 
 
 def curves(history, label=None):
@@ -51,15 +58,15 @@ def curves(history, label=None):
     if label:
         fig.suptitle(label)
     fig.tight_layout()
-    return fig
+    show(fig)
 
 
 def misclassified(images, labels, preds, n=30):
     """The first `n` test images the model gets wrong, titled 'true→predicted'."""
     wrong = (preds.cpu() != labels.cpu()).nonzero().flatten()[:n]
-    return image_grid(images[wrong], [f"{int(labels[i])}→{int(preds[i])}" for i in wrong],
-                      title=f"Misclassified test images (first {len(wrong)} of "
-                            f"{int((preds.cpu() != labels.cpu()).sum())})")
+    show(image_grid(images[wrong].cpu(), [f"{int(labels[i])}→{int(preds[i])}" for i in wrong],
+                    title=f"Misclassified test images (first {len(wrong)} of "
+                          f"{int((preds.cpu() != labels.cpu()).sum())})"))
 
 
 def confusion(labels, preds):
@@ -71,7 +78,7 @@ def confusion(labels, preds):
                 annot_kws={"fontsize": 7})
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test set)")
     fig.tight_layout()
-    return fig
+    show(fig)
 
 
 def seed_curves(runs):
@@ -82,4 +89,4 @@ def seed_curves(runs):
     ax.axhline(99.4, color="red", ls="--", lw=1)
     ax.set(ylabel="test accuracy %", ylim=(max(97.0, df.test_acc.min() - 0.2), 100))
     fig.tight_layout()
-    return fig
+    show(fig)

@@ -58,7 +58,7 @@ class Run:
         return {"notebook": self.notebook, "device": device, "torch": torch.__version__,
                 "torchvision": torchvision.__version__, "python": platform.python_version(),
                 "cpu_threads": torch.get_num_threads(), "git_commit": self.commit,
-                "git_dirty": self.dirty, "params": self.params}
+                "git_dirty": self.dirty, "parameters": self.params}
 
     def wall_seconds(self):
         return round(time.perf_counter() - self.started, 1)
@@ -70,7 +70,7 @@ class Run:
                   "device": info["device"], "torch": info["torch"],
                   "torchvision": info["torchvision"], "git_commit": self.commit,
                   "git_dirty": self.dirty, "wall_seconds": self.wall_seconds(),
-                  "params": self.params}
+                  "parameters": self.params}
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"{self.notebook}.metrics.json"
         tmp = path.with_suffix(".json.tmp")
@@ -86,7 +86,9 @@ def summarize(history):
     first = next((i + 1 for i, a in enumerate(acc) if a >= TARGET_ACC), None)
     return {"epochs": len(acc), "best_test_acc": acc[best], "best_epoch": best + 1,
             "min_last3": min(acc[-3:]), "min_last5": min(acc[-5:]),
-            "first_epoch_ge_99_40": first, "final_test_acc": acc[-1]}
+            "spread_last5": round(max(acc[-5:]) - min(acc[-5:]), 2),
+            "first_epoch_ge_99_40": first, "final_test_acc": acc[-1],
+            "final_train_acc": history[-1]["train_acc"]}
 
 
 def result_table(run, model_name, params, result, test_size):

@@ -98,10 +98,10 @@ def mnist_batches(batch_size, device, train_limit=None, test_limit=None, rotatio
     return train, test
 
 
-def one_cycle(model, lr, epochs, steps_per_epoch):
+def one_cycle(model, lr, epochs, steps_per_epoch, weight_decay=0.0):
     """SGD (momentum 0.9) with a one-cycle schedule stepped every batch: 20 % warm-up from
     lr/10 to lr, then a cosine anneal to lr/1000. Returns (optimizer, scheduler)."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch,
         pct_start=0.2, div_factor=10, final_div_factor=100)

