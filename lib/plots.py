@@ -4,6 +4,9 @@ import pandas as pd
 import seaborn as sns
 import torch
 
+from lib.data import MEAN, STD
+from lib.train import rotate
+
 sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -33,15 +36,28 @@ def image_grid(images, titles, ncols=10, title=None):
 def data_overview(train, test, n=40):
     """Print sizes, pixel statistics and label counts of both splits; show `n` training images
     as the model sees them (augmented)."""
-    from lib.data import MEAN, STD
     print(f"train {tuple(train.x.shape)}  test {tuple(test.x.shape)}")
     print(f"train pixels (0..1): mean {train.x.mean():.4f}  std {train.x.std():.4f}  "
           f"-> normalised with mean {MEAN}, std {STD}")
     print("train label counts", torch.bincount(train.y, minlength=10).tolist())
     print("test  label counts", torch.bincount(test.y, minlength=10).tolist())
-    x, y = next(iter(train))
-    show(image_grid(x[:n].cpu(), [str(int(l)) for l in y[:n]],
-                    title=f"Training batch as the model sees it (rotation ±{train.rotation}°)"))
+    x, y = train.x[:n], train.y[:n]  # a private generator: the training stream stays untouched
+    if train.rotation:
+        x, _ = rotate(x, train.rotation, torch.Generator(device=x.device).manual_seed(0))
+    show(image_grid(x.cpu(), [str(int(l)) for l in y],
+                    title=f"Training images as the model sees them (random rotation ±{train.rotation}°)"))
+
+
+def rotation_check(images, max_degrees, n=10):
+    """Our batched rotation next to torchvision's PIL `rotate` at the same angles, per digit."""
+    import torchvision.transforms.functional as TF
+    x = images[:n].cpu()
+    ours, angles = rotate(x, max_degrees, torch.Generator().manual_seed(0))
+    pil = [TF.to_tensor(TF.rotate(TF.to_pil_image(img), float(a))) for img, a in zip(x, angles)]
+    titles = [f"{float(a):+.1f}°" for a in angles]
+    show(image_grid([*x, *ours, *pil], ["original"] * n + [f"ours {t}" for t in titles]
+                    + [f"PIL {t}" for t in titles], ncols=n,
+                    title="Rows: original · batched affine_grid/grid_sample · torchvision PIL rotate"))
 
 
 def curves(history, label=None):

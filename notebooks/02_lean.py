@@ -61,7 +61,7 @@ run.info()
 
 # %%
 train, test = mnist_batches(batch_size, run.device, train_limit, test_limit, rotation, seed)
-plots.data_overview(train, test);
+plots.data_overview(train, test)
 
 # %% [markdown]
 # ## Model
@@ -81,12 +81,12 @@ scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=15, gamma=0.1)
 history = fit(model, train, test, epochs, optimizer, scheduler)
 
 # %%
-plots.curves(history, model_name);
+plots.curves(history, model_name)
 
 # %%
 _, _, preds = evaluate(model, test, keep_predictions=True)
-plots.misclassified(test.x, test.y, preds);
-plots.confusion(test.y, preds);
+plots.misclassified(test.x, test.y, preds)
+plots.confusion(test.y, preds)
 
 # %% [markdown]
 # ## Result

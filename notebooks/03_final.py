@@ -16,15 +16,17 @@
 # # Block 3 — Model_3 with a one-cycle schedule: 99.40 % held to the end
 #
 # ## Target
-# Block 2's Analysis: the lean layout learns as well as the seed model with fewer parameters,
-# but at a constant learning rate the test accuracy keeps wandering from epoch to epoch, and
-# the model is still under-fitting (train accuracy below test). Two changes aimed at exactly that:
+# Block 2's Analysis: the lean layout is smaller and cheaper than the seed model, but with a
+# learning rate that never decays inside 15 epochs the test accuracy keeps moving from epoch
+# to epoch, which is the opposite of "held over the last epochs". The changes, aimed at that:
 # - **capacity where it counts**: the first conv after the pool widens from 12 to 16 channels
-#   (Model_3, still well under 8,000 parameters); no dropout — rotation is regulariser enough
-#   for a model this small;
-# - **a one-cycle schedule** (warm-up to `lr`, then a long anneal to `lr/1000`): big steps
-#   early to get there within 15 epochs, tiny steps at the end so the last epochs settle
-#   instead of wandering.
+#   (Model_3, still well under 8,000 parameters); still no dropout;
+# - **a one-cycle schedule**: a 3-epoch warm-up from `lr/10` to a high peak `lr`, then a
+#   cosine anneal to `lr/1000`, stepped every batch; big steps early to get there within 15
+#   epochs, tiny steps at the end so the last epochs settle instead of wandering; batch 128
+#   (half as many steps as batch 64, each cheaper on the CPU);
+# - **a little weight decay** (1e-4): with BatchNorm it keeps the weights' scale, and so the
+#   effective step size, from drifting.
 #
 # Targets, asserted by the last cell on a full run: **< 8,000 parameters, ≤ 15 epochs, and every
 # one of the last 3 epochs ≥ 99.40 % on the full 10,000-image test set.** `04_seeds` repeats
@@ -34,7 +36,7 @@
 model_name = "Model_3"
 epochs = 15
 batch_size = 128
-lr = 0.05           # peak learning rate of the one-cycle schedule
+lr = 0.3           # peak learning rate of the one-cycle schedule
 seed = 1
 device = "auto"     # auto: cuda, then mps, then cpu
 train_limit = None  # None: all 60,000 training images; a small int for smoke runs
@@ -63,7 +65,7 @@ run.info()
 
 # %%
 train, test = mnist_batches(batch_size, run.device, train_limit, test_limit, rotation, seed)
-plots.data_overview(train, test);
+plots.data_overview(train, test)
 
 # %% [markdown]
 # ## Model
@@ -84,12 +86,12 @@ optimizer, scheduler = one_cycle(model, lr, epochs, len(train), weight_decay)
 history = fit(model, train, test, epochs, optimizer, scheduler, per_batch=True)
 
 # %%
-plots.curves(history, model_name);
+plots.curves(history, model_name)
 
 # %%
 _, _, preds = evaluate(model, test, keep_predictions=True)
-plots.misclassified(test.x, test.y, preds);
-plots.confusion(test.y, preds);
+plots.misclassified(test.x, test.y, preds)
+plots.confusion(test.y, preds)
 
 # %% [markdown]
 # ## Result
@@ -116,10 +118,11 @@ result_table(run, model_name, params, result, len(test.y))
 lrs = [row["lr"] for row in history]
 print(f"- Targets: {'all met' if all(ok for _, ok in checks) else 'MISSED'}; {params:,} parameters, "
       f"the last 3 epochs at worst {result['min_last3']:.2f} %, the last 5 at worst "
-      f"{result['min_last5']:.2f} %; 99.40 % first reached at epoch {result['first_epoch_ge_99_40']}.")
-print(f"- The learning rate at the start of the last 3 epochs was {lrs[-3]:.4f}, {lrs[-2]:.4f}, "
-      f"{lrs[-1]:.4f} (peak {max(lrs):.3f}); the last 5 epochs spread over "
-      f"{result['spread_last5']:.2f} points.")
+      f"{result['min_last5']:.2f} %; first epoch at 99.40 % or above: "
+      f"{result['first_epoch_ge_99_40'] or 'none'}.")
+print(f"- The learning rate at the start of the last 3 epochs: "
+      f"{', '.join(f'{x:.4f}' for x in lrs[-3:])} (peak {lr}); the last 5 epochs "
+      f"spread over {result['spread_last5']:.2f} points.")
 print(f"- Final epoch: train {result['final_train_acc']:.2f} % vs test {result['final_test_acc']:.2f} %.")
 
 # %% [markdown]

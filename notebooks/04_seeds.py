@@ -27,7 +27,7 @@ model_name = "Model_3"
 seeds = [1, 2, 3]
 epochs = 15
 batch_size = 128
-lr = 0.05
+lr = 0.3
 device = "auto"
 train_limit = None
 test_limit = None
@@ -65,7 +65,7 @@ for seed in seeds:
 params = count_params(model)
 
 # %%
-plots.seed_curves(runs);
+plots.seed_curves(runs)
 
 # %% [markdown]
 # ## Result
