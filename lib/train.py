@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from lib.data import MEAN, STD, load_mnist
@@ -109,8 +110,15 @@ def one_cycle(model, lr, epochs, steps_per_epoch, weight_decay=0.0):
 
 
 # --- loops --------------------------------------------------------------------------------
-def train_epoch(model, batches, optimizer, scheduler=None, per_batch=False, desc="train"):
-    """One pass over `batches`; steps a per-batch scheduler. Returns (mean loss, accuracy %)."""
+def ema_of(model, decay):
+    """An exponential moving average of `model`'s weights and BatchNorm statistics, updated
+    after every optimiser step: w_ema <- decay * w_ema + (1 - decay) * w."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def train_epoch(model, batches, optimizer, scheduler=None, per_batch=False, desc="train", ema=None):
+    """One pass over `batches`; steps a per-batch scheduler and the EMA, if any.
+    Returns (mean loss, accuracy %) of the model being trained."""
     model.train()
     loss_sum = torch.zeros((), device=batches.x.device)
     correct = torch.zeros((), device=batches.x.device, dtype=torch.long)
@@ -120,6 +128,8 @@ def train_epoch(model, batches, optimizer, scheduler=None, per_batch=False, desc
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
         if scheduler is not None and per_batch:
             scheduler.step()
         loss_sum += loss.detach() * len(y)
@@ -145,20 +155,22 @@ def evaluate(model, batches, keep_predictions=False):
     return (*result, torch.cat(preds)) if keep_predictions else result
 
 
-def fit(model, train, test, epochs, optimizer, scheduler=None, per_batch=False, log=print):
+def fit(model, train, test, epochs, optimizer, scheduler=None, per_batch=False, ema=None,
+        log=print):
     """Train for `epochs`; returns the history, one dict per epoch, accuracies in percent.
 
     `scheduler` steps once per batch if `per_batch` (OneCycleLR), else once per epoch.
+    With `ema` (from `ema_of`), the test figures are those of the averaged model.
     """
     history = []
     for epoch in range(1, epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         train_loss, train_acc = train_epoch(model, train, optimizer, scheduler, per_batch,
-                                            desc=f"epoch {epoch}/{epochs}")
+                                            desc=f"epoch {epoch}/{epochs}", ema=ema)
         if scheduler is not None and not per_batch:
             scheduler.step()
-        test_loss, test_acc = evaluate(model, test)
+        test_loss, test_acc = evaluate(model if ema is None else ema, test)
         row = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
                    test_loss=test_loss, test_acc=test_acc,
                    seconds=round(time.perf_counter() - start, 2))

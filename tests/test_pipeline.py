@@ -1,5 +1,6 @@
 """`python -m lib.pipeline`: reports replaced only on success, clear failures, no partial reports."""
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,13 +33,23 @@ def pipeline(*args, **kw):
                           capture_output=True, text=True, timeout=300, **kw)
 
 
-@pytest.fixture
-def tiny(tmp_path):
-    nb = tmp_path / "tiny.py"
+@pytest.fixture(scope="module")
+def tiny_once(tmp_path_factory):
+    """One successful run of the tiny notebook (a kernel start costs seconds: share it)."""
+    base = tmp_path_factory.mktemp("tiny")
+    nb = base / "tiny.py"
     nb.write_text(TINY)
-    out = tmp_path / "out"
-    done = pipeline("run", nb, "--out", out)
+    done = pipeline("run", nb, "--out", base / "out")
     assert done.returncode == 0, done.stderr
+    return nb, base / "out"
+
+
+@pytest.fixture
+def tiny(tiny_once, tmp_path):
+    """A private copy of that notebook and its report, for a test to change."""
+    nb, out = tmp_path / "tiny.py", tmp_path / "out"
+    shutil.copy(tiny_once[0], nb)
+    shutil.copytree(tiny_once[1], out)
     return nb, out
 
 
