@@ -20,6 +20,7 @@ export PYTHONUNBUFFERED := 1
 
 help:  ## list the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
+	@echo "report-<stem>      run one notebook, e.g. make report-03_final"
 
 venv: $(STAMP)  ## create .venv from requirements.txt (rebuilt only when it changes)
 $(STAMP): requirements.txt pyproject.toml
@@ -35,10 +36,11 @@ reports: $(STAMP)  ## execute every notebook into REPORTS_DIR (default reports/)
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory index && echo "make reports: finished in $$(( $$(date +%s) - start )) s"
 
-index: $(STEMS:%=report-%)  ## (re)write REPORTS_DIR/README.md and its figure from the metrics
+index: $(STEMS:%=report-%)  ## run what is out of date, then write REPORTS_DIR/README.md and its figure
 	$(PY) -m lib.pipeline index --out $(REPORTS_DIR)
 
-$(STEMS:%=report-%): report-%: $(STAMP) data  ## run one notebook, e.g. make report-03_final
+# report-%: run one notebook, e.g. make report-03_final  (listed by `make help`)
+$(STEMS:%=report-%): report-%: $(STAMP) data
 	$(PY) -m lib.pipeline run notebooks/$*.py --out $(REPORTS_DIR) $(COMMON) $(PARAMS)
 
 notebooks: $(STAMP)  ## write the .ipynb twin of every notebooks/*.py (jupytext pairing)

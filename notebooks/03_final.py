@@ -31,7 +31,7 @@
 #   BatchNorm statistics (decay 0.999 per step, a horizon of about two epochs) is what gets
 #   evaluated. Each SGD step still jitters the weights; their average does not, and "held over
 #   the last epochs" is a statement about exactly that jitter. The average starts from the
-#   random initialisation, so its first two epochs score low — by design, not by accident.
+#   random initialisation, so its first few epochs score low — by design, not by accident.
 #
 # Targets, asserted by the last cell on a full run: **< 8,000 parameters, ≤ 15 epochs, and every
 # one of the last 3 epochs ≥ 99.40 % on the full 10,000-image test set.** `04_seeds` repeats
