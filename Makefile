@@ -20,7 +20,7 @@ export PYTHONUNBUFFERED := 1
 
 help:  ## list the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
-	@echo "report-<stem>      run one notebook, e.g. make report-03_final"
+	@echo "report-<stem>     run one notebook, e.g. make report-03_final"
 
 venv: $(STAMP)  ## create .venv from requirements.txt (rebuilt only when it changes)
 $(STAMP): requirements.txt pyproject.toml
