@@ -3,9 +3,12 @@
 Standard: `torchvision.datasets.MNIST` + per-sample PIL `RandomRotation(7)`, `ToTensor`,
 `Normalize` + `DataLoader(batch_size, shuffle=True, num_workers=2)`.
 Ours: `lib.train.Batches` — the split resident on the device, a permutation per epoch,
-rotation of whole batches with `affine_grid`/`grid_sample`, channels-last model.
-Same model (the final block's), batch size, optimiser and number of steps; the two are run
-alternately, `--repeats` times, and the ratio is the median of the per-pair ratios.
+rotation of whole batches with `affine_grid`/`grid_sample`, channels-last model, compiled with
+`torch.compile` where the blocks compile it (`lib.train.compile_support`).
+"ours, eager" is the same without compiling, to show which part of the gain is whose.
+Same model (the final block's), batch size, optimiser and number of steps; the pipelines are run
+alternately, `--repeats` times, and the ratio (ours / standard) is the median of the per-repeat
+ratios. Compiling happens in the warm-up steps and is timed separately.
 
     python -m lib.bench [--steps 60] [--repeats 3] [--batch-size 128] [--device auto]
 """
@@ -22,12 +25,16 @@ from torchvision import datasets, transforms
 from lib.data import MEAN, STD, ensure_mnist, load_mnist
 from lib.models import Model_3
 from lib.summary import macs_per_image
-from lib.train import Batches, evaluate, pick_device
+from lib.train import Batches, compile_support, evaluate, pick_device
+
+WARMUP = 5  # steps before timing starts (compiling happens in the first)
 
 
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def standard_loader(train, batch_size, device):
@@ -39,30 +46,48 @@ def standard_loader(train, batch_size, device):
                       pin_memory=device.type == "cuda", persistent_workers=True)
 
 
-def train_steps(model, batches, steps, device, channels_last):
-    """Images/s over `steps` optimiser steps (after 5 warm-up steps), data loading included."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    model.train()
-    done, it = 0, iter(batches)
-    for i in range(steps + 5):
-        if i == 5:
-            sync(device)
-            start, done = time.perf_counter(), 0
-        try:
-            x, y = next(it)
-        except StopIteration:
-            it = iter(batches)
-            x, y = next(it)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        loss = F.nll_loss(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        done += len(y)
-    sync(device)
-    return done / (time.perf_counter() - start)
+class Trainer:
+    """A model, its optimiser (the final block's: SGD, momentum 0.9, weight decay 1e-4) and a
+    batch source; `rate(steps)` trains and returns images/s, data loading included."""
+
+    def __init__(self, batches, device, channels_last, compile):
+        self.batches, self.device, self.channels_last = batches, device, channels_last
+        self.model = Model_3().to(device, memory_format=torch.channels_last if channels_last
+                                  else torch.contiguous_format)
+        if compile:
+            self.model.compile()
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9,
+                                         weight_decay=1e-4)
+        self.it = iter(batches)
+        start = time.perf_counter()
+        self.steps(WARMUP)
+        self.warmup_seconds = time.perf_counter() - start
+
+    def steps(self, n):
+        model, device = self.model, self.device
+        model.train()
+        done = 0
+        for _ in range(n):
+            try:
+                x, y = next(self.it)
+            except StopIteration:
+                self.it = iter(self.batches)
+                x, y = next(self.it)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            loss = F.nll_loss(model(x), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            done += len(y)
+        sync(device)
+        return done
+
+    def rate(self, steps):
+        start = time.perf_counter()
+        done = self.steps(steps)
+        return done / (time.perf_counter() - start)
 
 
 @torch.no_grad()
@@ -77,6 +102,8 @@ def eval_standard(model, loader, device):
 
 
 def eval_ours(model, batches, device):
+    evaluate(model, batches)  # warm-up (compiles the eval-mode graph, if compiled)
+    sync(device)
     start = time.perf_counter()
     evaluate(model, batches)
     sync(device)
@@ -116,35 +143,42 @@ def main(argv=None):
     print(f"device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats")
 
-    standard = standard_loader(True, args.batch_size, device)
+    compile, why = compile_support(device)
     x, y = load_mnist(train=True)
     ours = Batches(x, y, args.batch_size, device, shuffle=True, rotation=7.0)
-    model_std = Model_3().to(device)                                   # as students run it
-    model_ours = Model_3().to(device, memory_format=torch.channels_last)
-    rates = {"standard": [], "ours": []}
-    for r in range(args.repeats):  # alternate, so drift in machine load hits both alike
-        rates["standard"].append(train_steps(model_std, standard, args.steps, device, False))
-        rates["ours"].append(train_steps(model_ours, ours, args.steps, device, True))
-        print(f"repeat {r + 1}: standard {rates['standard'][-1]:8.0f} img/s   "
-              f"ours {rates['ours'][-1]:8.0f} img/s")
+    trainers = {  # the standard one as students run it: NCHW, eager
+        "standard": Trainer(standard_loader(True, args.batch_size, device), device, False, False),
+        "ours, eager": Trainer(ours, device, True, False),
+        "ours": Trainer(ours, device, True, compile),
+    }
+    print(f"ours: torch.compile {'on' if compile else 'off (' + why + ')'}; warm-up of "
+          f"{WARMUP} steps incl. compiling took {trainers['ours'].warmup_seconds:.1f} s "
+          f"(eager: {trainers['ours, eager'].warmup_seconds:.1f} s)")
+    rates = {name: [] for name in trainers}
+    for r in range(args.repeats):  # alternate, so drift in machine load hits all alike
+        for name, trainer in trainers.items():
+            rates[name].append(trainer.rate(args.steps))
+        print(f"repeat {r + 1}: " + "   ".join(f"{n} {v[-1]:6.0f} img/s" for n, v in rates.items()))
     ratios = [o / s for o, s in zip(rates["ours"], rates["standard"])]
+    median = {name: statistics.median(v) for name, v in rates.items()}
 
     xt, yt = load_mnist(train=False)
-    ev_std = eval_standard(model_std, standard_loader(False, 1000, device), device)
-    ev_ours = eval_ours(model_ours, Batches(xt, yt, 1000, device), device)
+    ev_std = eval_standard(trainers["standard"].model, standard_loader(False, 1000, device), device)
+    ev_ours = eval_ours(trainers["ours"].model, Batches(xt, yt, 1000, device), device)
     macs = macs_per_image(Model_3())
     peak = matmul_flops(device)
-    train_flops = 3 * 2 * macs * statistics.median(rates["ours"])  # forward + backward ~ 3x forward
-    print(f"train (median): standard {statistics.median(rates['standard']):.0f} img/s, "
-          f"ours {statistics.median(rates['ours']):.0f} img/s "
-          f"-> one 60,000-image epoch in {60_000 / statistics.median(rates['ours']):.1f} s")
+    train_flops = 3 * 2 * macs * median["ours"]  # forward + backward ~ 3x the forward's MACs
+    print("train (median): " + ", ".join(f"{n} {v:.0f} img/s" for n, v in median.items())
+          + f" -> one 60,000-image epoch of ours in {60_000 / median['ours']:.1f} s "
+          f"(+ {10_000 / ev_ours:.1f} s to test 10,000)")
     print(f"eval: standard {ev_std:.0f} img/s, ours {ev_ours:.0f} img/s")
-    print(f"model: Model_3, {macs:,} MACs per image; training at "
+    print(f"model: Model_3, {macs:,} MACs per image; ours trains at "
           f"{train_flops / 1e9:.2f} GFLOP/s = {100 * train_flops / peak:.1f} % of this device's "
           f"measured fp32 matmul peak ({peak / 1e9:.0f} GFLOP/s)")
-    print(f"ratios per repeat: {', '.join(f'{r:.2f}' for r in ratios)}")
+    print(f"ours, eager / standard: {median['ours, eager'] / median['standard']:.2f}; "
+          f"ours / ours, eager: {median['ours'] / median['ours, eager']:.2f}")
+    print(f"ratios per repeat (ours / standard): {', '.join(f'{r:.2f}' for r in ratios)}")
     print(f"ratio: {statistics.median(ratios):.2f}")
-
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
 """The reports index, generated from the `*.metrics.json` files of a reports folder."""
 import json
 import re
+import statistics
 from pathlib import Path
 
 import matplotlib
@@ -41,7 +42,9 @@ def table(metrics):
             "min last 3 %": f"{min(x['min_last3'] for x in s):.2f}",
             "min last 5 %": f"{min(x['min_last5'] for x in s):.2f}",
             "target met": "yes" if m["target_met"] else "**no**",
-            "wall time": f"{m['wall_seconds'] / 60:.1f} min", "device": m["device"],
+            "epoch (median)": f"{statistics.median(r['seconds'] for _, h in runs_of(m) for r in h):.1f} s",
+            "wall time": f"{m['wall_seconds'] / 60:.1f} min",
+            "device": m["device"] + (", compiled" if m.get("torch_compile") else ""),
             "seed": ", ".join(str(seed) for seed, _ in runs_of(m)),
         })
     return pd.DataFrame(rows)

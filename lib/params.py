@@ -18,7 +18,7 @@ def _number(name, value, kind, low, high=None, low_open=False):
 
 
 NAMES = ("model_name", "epochs", "batch_size", "lr", "seed", "seeds", "device", "train_limit",
-         "test_limit", "rotation", "dropout", "weight_decay", "ema_decay", "out_dir")
+         "test_limit", "rotation", "dropout", "weight_decay", "ema_decay", "torch_compile", "out_dir")
 
 
 def pick_params(namespace):
@@ -47,6 +47,10 @@ def check_params(p):
         if p["device"] not in allowed:
             raise ParameterError(f"parameter device={p['device']!r} is not available here; allowed: "
                                  + ", ".join(allowed))
+    tc = p.get("torch_compile", False)
+    if not (tc is True or tc is False or tc == "auto"):
+        raise ParameterError(f"parameter torch_compile={p['torch_compile']!r} is invalid; "
+                             "allowed: 'auto', True, False")
     if "model_name" in p and p["model_name"] not in MODELS:
         raise ParameterError(f"parameter model_name={p['model_name']!r} is unknown; allowed: "
                              + ", ".join(MODELS))

@@ -53,6 +53,9 @@ def notebook_parameters(nb):
 def resolve_parameters(nb, strict, common):
     """Merge the -c and -p parameters; an unknown -p name is an error listing the known ones."""
     known = notebook_parameters(nb)
+    if "out_dir" in strict or "out_dir" in common:
+        raise PipelineError("parameter out_dir is set by the pipeline; choose the folder with "
+                            "--out (make: REPORTS_DIR=...)")
     unknown = [name for name in strict if name not in known]
     if unknown:
         raise PipelineError(f"unknown parameter {', '.join(map(repr, unknown))}; "
@@ -170,8 +173,10 @@ def main(argv=None):
     finally:
         if args.command == "run":
             shutil.rmtree(staging / Path(args.notebook).stem, ignore_errors=True)
-            if staging.exists() and not any(staging.iterdir()):
+            try:  # another job (make -j) may be creating its own folder in there right now
                 staging.rmdir()
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ train_limit = None  # None: all 60,000 training images; a small int for smoke ru
 test_limit = None   # None: all 10,000 test images
 rotation = 7.0      # random rotation of each training image, ± degrees
 dropout = 0.0
+torch_compile = "auto"  # "auto": where it works (CPU with a C++ compiler, CUDA); True; False
 out_dir = "reports"
 
 # %%
@@ -78,7 +79,7 @@ show(model, model_name)
 # %%
 optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
 scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=15, gamma=0.1)
-history = fit(model, train, test, epochs, optimizer, scheduler)
+history = fit(model, train, test, epochs, optimizer, scheduler, compile=run.compile)
 
 # %%
 plots.curves(history, model_name)

@@ -50,6 +50,7 @@ rotation = 7.0      # random rotation of each training image, ± degrees
 dropout = 0.0
 weight_decay = 1e-4
 ema_decay = 0.999  # test the moving average of the weights; 0: the weights themselves
+torch_compile = "auto"  # "auto": where it works (CPU with a C++ compiler, CUDA); True; False
 out_dir = "reports"
 
 # %%
@@ -91,7 +92,8 @@ show(model, model_name)
 # %%
 optimizer, scheduler = one_cycle(model, lr, epochs, len(train), weight_decay)
 ema = ema_of(model, ema_decay) if ema_decay else None
-history = fit(model, train, test, epochs, optimizer, scheduler, per_batch=True, ema=ema)
+history = fit(model, train, test, epochs, optimizer, scheduler, per_batch=True, ema=ema,
+              compile=run.compile)
 
 # %%
 plots.curves(history, model_name)

@@ -4,7 +4,8 @@ import pytest
 from lib.params import ParameterError, check_params, pick_params
 
 GOOD = dict(model_name="Model_3", epochs=15, batch_size=128, lr=0.05, seed=1, device="auto",
-            train_limit=None, test_limit=None, rotation=7.0, dropout=0.0, out_dir="reports")
+            train_limit=None, test_limit=None, rotation=7.0, dropout=0.0, torch_compile="auto",
+            out_dir="reports")
 
 
 def test_defaults_pass_and_only_known_names_are_picked():
@@ -28,6 +29,8 @@ def test_defaults_pass_and_only_known_names_are_picked():
     ("device", "tpu", "parameter device='tpu' is not available here; allowed: auto, cpu"),
     ("rotation", 200.0, "parameter rotation=200.0 is invalid"),
     ("dropout", 1.0, "parameter dropout=1.0 is invalid"),
+    ("torch_compile", "yes", "parameter torch_compile='yes' is invalid; allowed: 'auto', True, False"),
+    ("torch_compile", 1, "parameter torch_compile=1 is invalid"),
 ])
 def test_bad_values_are_one_line_errors(name, value, message):
     with pytest.raises(ParameterError) as e:

@@ -92,6 +92,15 @@ def test_unknown_parameter_is_an_error(tiny):
     assert "unknown parameter 'valeu'; this notebook's parameters are: fail, pause, value, out_dir" in done.stderr
 
 
+def test_out_dir_cannot_be_injected(tiny):
+    nb, out = tiny
+    before = report(out)
+    done = pipeline("run", nb, "--out", out, "-p", "out_dir", str(out / "elsewhere"))
+    assert done.returncode != 0
+    assert "parameter out_dir is set by the pipeline; choose the folder with --out" in done.stderr
+    assert not (out / "elsewhere").exists() and report(out) == before
+
+
 def test_common_parameters_apply_only_where_they_exist(tiny):
     nb, out = tiny
     done = pipeline("run", nb, "--out", out, "-c", "value", "3", "-c", "epochs", "2")

@@ -35,6 +35,16 @@ def test_a_bad_parameter_stops_the_run_before_anything_else():
         Run("nb", {"lr": 0, "out_dir": "/nonexistent"})
 
 
+def test_torch_compile_is_resolved_for_the_device(monkeypatch):
+    assert Run("nb", {"torch_compile": False, "device": "cpu"}).compile is False
+    monkeypatch.setenv("CXX", "")
+    monkeypatch.setattr("shutil.which", lambda name: None)  # no C++ compiler on this machine
+    assert Run("nb", {"torch_compile": "auto", "device": "cpu"}).compile is False
+    with pytest.raises(ParameterError, match=r"parameter torch_compile=True is not possible on cpu: "
+                                             r"no C\+\+ compiler found .*; allowed here: 'auto', False"):
+        Run("nb", {"torch_compile": True, "device": "cpu"})
+
+
 def test_targets_are_asserted_only_on_full_runs(capsys):
     full = Run("nb", {"epochs": 15, "train_limit": None, "test_limit": None, "device": "cpu"})
     smoke = Run("nb", {"epochs": 1, "train_limit": 100, "test_limit": None, "device": "cpu"})
