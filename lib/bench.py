@@ -13,6 +13,7 @@ ratios. Compiling happens in the warm-up steps and is timed separately.
     python -m lib.bench [--steps 60] [--repeats 3] [--batch-size 128] [--device auto]
 """
 import argparse
+import logging
 import platform
 import statistics
 import time
@@ -144,6 +145,7 @@ def main(argv=None):
           f"batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats")
 
     compile, why = compile_support(device)
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # see lib.train.fit
     x, y = load_mnist(train=True)
     ours = Batches(x, y, args.batch_size, device, shuffle=True, rotation=7.0)
     trainers = {  # the standard one as students run it: NCHW, eager
@@ -179,6 +181,7 @@ def main(argv=None):
           f"ours / ours, eager: {median['ours'] / median['ours, eager']:.2f}")
     print(f"ratios per repeat (ours / standard): {', '.join(f'{r:.2f}' for r in ratios)}")
     print(f"ratio: {statistics.median(ratios):.2f}")
+
 
 if __name__ == "__main__":
     main()

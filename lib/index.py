@@ -31,6 +31,10 @@ def runs_of(m):
     return [(r["seed"], r["history"]) for r in m["runs"]] if "runs" in m else [(m["seed"], m["history"])]
 
 
+def median_epoch_seconds(m):
+    return statistics.median(row["seconds"] for _, h in runs_of(m) for row in h)
+
+
 def table(metrics):
     """One row per notebook; for a multi-seed study the worst seed's figures."""
     rows = []
@@ -42,7 +46,7 @@ def table(metrics):
             "min last 3 %": f"{min(x['min_last3'] for x in s):.2f}",
             "min last 5 %": f"{min(x['min_last5'] for x in s):.2f}",
             "target met": "yes" if m["target_met"] else "**no**",
-            "epoch (median)": f"{statistics.median(r['seconds'] for _, h in runs_of(m) for r in h):.1f} s",
+            "epoch (median)": f"{median_epoch_seconds(m):.1f} s",
             "wall time": f"{m['wall_seconds'] / 60:.1f} min",
             "device": m["device"] + (", compiled" if m.get("torch_compile") else ""),
             "seed": ", ".join(str(seed) for seed, _ in runs_of(m)),

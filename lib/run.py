@@ -62,8 +62,8 @@ class Run:
             device += f" ({torch.cuda.get_device_name(self.device)})"
         return {"notebook": self.notebook, "device": device, "torch": torch.__version__,
                 "torchvision": torchvision.__version__, "python": platform.python_version(),
-                "cpu_threads": torch.get_num_threads(), "torch_compile": self.compile, "git_commit": self.commit,
-                "git_dirty": self.dirty, "parameters": self.params}
+                "cpu_threads": torch.get_num_threads(), "torch_compile": self.compile,
+                "git_commit": self.commit, "git_dirty": self.dirty, "parameters": self.params}
 
     def wall_seconds(self):
         return round(time.perf_counter() - self.started, 1)
