@@ -13,7 +13,6 @@ ratios. Compiling happens in the warm-up steps and is timed separately.
     python -m lib.bench [--steps 60] [--repeats 3] [--batch-size 128] [--device auto]
 """
 import argparse
-import logging
 import platform
 import statistics
 import time
@@ -26,7 +25,7 @@ from torchvision import datasets, transforms
 from lib.data import MEAN, STD, ensure_mnist, load_mnist
 from lib.models import Model_3
 from lib.summary import macs_per_image
-from lib.train import Batches, compile_support, evaluate, pick_device
+from lib.train import Batches, compile_in_place, compile_support, evaluate, pick_device
 
 WARMUP = 5  # steps before timing starts (compiling happens in the first)
 
@@ -56,7 +55,7 @@ class Trainer:
         self.model = Model_3().to(device, memory_format=torch.channels_last if channels_last
                                   else torch.contiguous_format)
         if compile:
-            self.model.compile()
+            compile_in_place(self.model)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9,
                                          weight_decay=1e-4)
         self.it = iter(batches)
@@ -145,7 +144,6 @@ def main(argv=None):
           f"batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats")
 
     compile, why = compile_support(device)
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # see lib.train.fit
     x, y = load_mnist(train=True)
     ours = Batches(x, y, args.batch_size, device, shuffle=True, rotation=7.0)
     trainers = {  # the standard one as students run it: NCHW, eager

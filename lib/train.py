@@ -71,6 +71,14 @@ def resolve_compile(setting, device):
     return ok if setting == "auto" else bool(setting)
 
 
+def compile_in_place(*models):
+    """`torch.compile` each model in place (its state_dict keys stay the same)."""
+    # inductor on a CPU-only machine warns "No CUDA runtime is found" on every run: noise
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    for model in models:
+        model.compile()
+
+
 # --- data on the device -----------------------------------------------------------------
 def rotate(x, max_degrees, generator=None):
     """Rotate each image of a batch (N, 1, H, W) by its own angle ~ U(-max, +max) degrees.
@@ -190,11 +198,7 @@ def fit(model, train, test, epochs, optimizer, scheduler=None, per_batch=False, 
     then includes compiling (seconds when torch's on-disk cache already has the kernels).
     """
     if compile:
-        # inductor on a CPU-only machine warns "No CUDA runtime is found" on every run: noise
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        for m in (model, ema.module if ema is not None else None):
-            if m is not None:
-                m.compile()
+        compile_in_place(model, *([ema.module] if ema is not None else []))
         log("torch.compile: on (epoch 1 includes compiling)")
     history = []
     for epoch in range(1, epochs + 1):
