@@ -3,8 +3,8 @@
 The whole split lives on the training device as one float tensor in [0, 1]. Each epoch
 draws a random permutation on that device; rotation is applied to whole batches with
 per-sample affine matrices (`affine_grid` + `grid_sample`); normalisation follows.
-No DataLoader, no PIL, no per-sample Python in the hot loop. Where it works, the model is
-compiled with `torch.compile` (fused BatchNorm/ReLU kernels; about 1.5-2x on a 2-core CPU).
+No DataLoader, no PIL, no per-sample Python in the hot loop. On the CPU the model is compiled
+with `torch.compile` (fused BatchNorm/ReLU kernels; about 1.5-1.7x on a 2-core CPU).
 """
 import logging
 import math
@@ -63,12 +63,15 @@ def compile_support(device):
 
 
 def resolve_compile(setting, device):
-    """The `torch_compile` parameter: "auto" compiles where it can; True insists; False never."""
+    """The `torch_compile` parameter: True insists; False never; "auto" compiles on the CPU
+    (where it can), where it pays (1.5-1.7x in `make bench` on a 2-core CPU), and not on a GPU:
+    there these small models' steps are bound by kernel launches, and compiled ones measured
+    slower than eager (`make bench` on an H200)."""
     ok, why = compile_support(device)
     if setting is True and not ok:
         raise ValueError(f"torch_compile=True is not possible on {device}: {why}; "
                          "allowed here: 'auto', False")
-    return ok if setting == "auto" else bool(setting)
+    return ok and device.type == "cpu" if setting == "auto" else bool(setting)
 
 
 def compile_in_place(*models):

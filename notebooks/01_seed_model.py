@@ -39,7 +39,7 @@ train_limit = None  # None: all 60,000 training images; a small int for smoke ru
 test_limit = None   # None: all 10,000 test images
 rotation = 7.0      # random rotation of each training image, ± degrees
 dropout = 0.01
-torch_compile = "auto"  # "auto": where it works (CPU with a C++ compiler, CUDA); True; False
+torch_compile = "auto"  # "auto": on the CPU if a C++ compiler is found; True; False
 out_dir = "reports"
 
 # %%

@@ -41,7 +41,7 @@ train_limit = None  # None: all 60,000 training images; a small int for smoke ru
 test_limit = None   # None: all 10,000 test images
 rotation = 7.0      # random rotation of each training image, ± degrees
 dropout = 0.0
-torch_compile = "auto"  # "auto": where it works (CPU with a C++ compiler, CUDA); True; False
+torch_compile = "auto"  # "auto": on the CPU if a C++ compiler is found; True; False
 out_dir = "reports"
 
 # %%
@@ -127,8 +127,9 @@ print(f"- At the constant learning rate the last 5 epochs spread over {result['s
 # where "99.40 % over the last epochs" asks for the opposite.
 #
 # **Next (block 3):** anneal — a one-cycle schedule with a high peak and a long cosine decay
-# — spend some of the saved parameters on the first conv after the pool, and add a little
-# weight decay.
+# — and add a little weight decay; and since over half of the MACs above are in the conv
+# before the pool, move the pool up to right after the first conv and spend the saved
+# parameters on depth after it.
 
 # %% [markdown]
 # ## Target check

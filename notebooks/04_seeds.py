@@ -35,7 +35,7 @@ rotation = 7.0
 dropout = 0.0
 weight_decay = 1e-4
 ema_decay = 0.999  # test the moving average of the weights; 0: the weights themselves
-torch_compile = "auto"  # "auto": where it works (CPU with a C++ compiler, CUDA); True; False
+torch_compile = "auto"  # "auto": on the CPU if a C++ compiler is found; True; False
 out_dir = "reports"
 
 # %%

@@ -2,9 +2,11 @@
 import json
 
 import pytest
+import torch
 
 from lib.params import ParameterError
 from lib.run import Run, check_targets, summarize
+from lib.train import resolve_compile
 
 HISTORY = [dict(epoch=e, lr=0.1, train_loss=0.1, train_acc=99.0, test_loss=0.02, test_acc=a, seconds=1.0)
            for e, a in enumerate([98.0, 99.41, 99.5, 99.38, 99.45, 99.47, 99.42], 1)]
@@ -19,13 +21,13 @@ def test_summarize_computes_the_result_figures():
 
 def test_metrics_json_has_the_agreed_keys(tmp_path):
     run = Run("nb", {"epochs": 7, "seed": 1, "device": "cpu", "out_dir": str(tmp_path), "other": 1})
-    path = run.save_metrics(model="Model_3", params=7568, epochs=7, test_size=10000,
+    path = run.save_metrics(model="Model_3", params=7816, epochs=7, test_size=10000,
                             target={"min_last3_at_least": 99.4}, target_met=True, history=HISTORY)
     m = json.loads(path.read_text())
     for key in ("notebook", "model", "params", "epochs", "seed", "device", "torch", "git_commit",
                 "wall_seconds", "test_size", "target", "target_met", "history"):
         assert key in m, key
-    assert m["params"] == 7568 and m["seed"] == 1 and m["device"] == "cpu"
+    assert m["params"] == 7816 and m["seed"] == 1 and m["device"] == "cpu"
     assert m["parameters"] == {"epochs": 7, "seed": 1, "device": "cpu", "out_dir": str(tmp_path)}
     assert path == tmp_path / "nb.metrics.json"
 
@@ -43,6 +45,14 @@ def test_torch_compile_is_resolved_for_the_device(monkeypatch):
     with pytest.raises(ParameterError, match=r"parameter torch_compile=True is not possible on cpu: "
                                              r"no C\+\+ compiler found .*; allowed here: 'auto', False"):
         Run("nb", {"torch_compile": True, "device": "cpu"})
+
+
+def test_auto_compiles_on_the_cpu_but_not_on_a_gpu(monkeypatch):
+    monkeypatch.setattr("lib.train.compile_support", lambda device: (True, ""))
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert resolve_compile("auto", cpu) is True
+    assert resolve_compile("auto", gpu) is False  # measured slower than eager there
+    assert resolve_compile(True, gpu) is True and resolve_compile(False, cpu) is False
 
 
 def test_targets_are_asserted_only_on_full_runs(capsys):
