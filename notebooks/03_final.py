@@ -24,10 +24,10 @@
 # - **pool early, go deep late** (Model_3): one 3×3 conv of 8 channels sees the strokes at full
 #   resolution and the max-pool follows right after it (receptive field 4), then four 3×3
 #   convs of 16, 16, 16 and 12 channels work on the 13×13 map, up to RF 20 before the global
-#   average pool. Every layer after the first pays for at most 121 pixels instead of 576, so
-#   the network is deeper than block 2's and still does far fewer multiply-accumulates (the
-#   summary below counts them); the parameters block 2 saved go into that depth (still under
-#   8,000); still no dropout;
+#   average pool. The second conv now runs on 11×11 = 121 pixels instead of block 2's
+#   24×24 = 576, and every later one on fewer, so the network is deeper than block 2's and
+#   still does far fewer multiply-accumulates (the summary below counts them); the parameters
+#   block 2 saved go into that depth (still under 8,000); still no dropout;
 # - **a one-cycle schedule**: a 3-epoch warm-up from `lr/10` to a high peak `lr`, then a
 #   cosine anneal to `lr/1000`, stepped every batch; big steps early to get there within 15
 #   epochs, tiny steps at the end so the last epochs settle instead of wandering; batch 128
