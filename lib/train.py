@@ -4,7 +4,8 @@ The whole split lives on the training device as one float tensor in [0, 1]. Each
 draws a random permutation on that device; rotation is applied to whole batches with
 per-sample affine matrices (`affine_grid` + `grid_sample`); normalisation follows.
 No DataLoader, no PIL, no per-sample Python in the hot loop. On the CPU the model is compiled
-with `torch.compile` (fused BatchNorm/ReLU kernels; about 1.5-1.7x on a 2-core CPU).
+with `torch.compile` (fused BatchNorm/ReLU kernels; 1.15-1.3x for the final model in
+`make bench` on a 2-core CPU, more for models with bigger early maps).
 """
 import logging
 import math
@@ -64,7 +65,7 @@ def compile_support(device):
 
 def resolve_compile(setting, device):
     """The `torch_compile` parameter: True insists; False never; "auto" compiles on the CPU
-    (where it can), where it pays (1.5-1.7x in `make bench` on a 2-core CPU), and not on a GPU:
+    (where it can), where it pays (`make bench`: 1.15-1.3x for the final model), not on a GPU:
     there these small models' steps are bound by kernel launches, and compiled ones measured
     slower than eager (`make bench` on an H200)."""
     ok, why = compile_support(device)

@@ -151,12 +151,12 @@ print(f"- Cost: {macs:,} MACs per image, {100 * (1 - macs / 869760):.0f} % fewer
       f"on {run.info()['device']}.")
 
 # %% [markdown]
-# Pooling right after the first conv costs little: a 3×3 window is enough to find a stroke's
-# edges, and the max keeps the strongest response of each 2×2 patch; the depth after the
-# pool, where each pixel already stands for a 2×2 patch, does the combining at a quarter of
-# the price. The high peak does the learning early, and the long anneal is what block 2 was
-# missing: by the last epochs each step is a small fraction of the peak. The moving average removes what
-# jitter is left, so the last epochs agree with each other instead of wandering. The
+# Pooling right after the first conv fits what MNIST looks like: a 3×3 window is enough to
+# find a stroke's edges, the max keeps the strongest response of each 2×2 patch, and the
+# depth after the pool does the combining at a quarter of the price. The high peak does the
+# learning early, and the long anneal is what block 2 was missing: by the last epochs each
+# step is a small fraction of the peak. The moving average removes what jitter is left, so
+# the last epochs agree with each other instead of wandering. The
 # mistakes that remain are in the grid above, and the confusion matrix shows which pairs of
 # digits they fall between: this is where a next step (not taken here) would look.
 #
