@@ -74,8 +74,8 @@ class Model_2(nn.Module):
 
 class Model_3(nn.Module):
     """Pool early, go deep late: one conv at full resolution, the max-pool right after it
-    (RF 4), then four convs on the 13x13 map. 7,816 parameters, 531,040 MACs per image
-    (Model_2: 869,760), so each step costs about half of block 2's."""
+    (RF 4), then four convs on the 13x13 map. 7,816 parameters, 531,040 MACs per image:
+    39 % fewer than Model_2 (869,760), though deeper."""
 
     def __init__(self, dropout=0.0):
         super().__init__()
