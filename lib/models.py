@@ -7,9 +7,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def conv(c_in, c_out, k=3, padding=0, dropout=0.0, order="relu-bn"):
+def conv(c_in, c_out, k=3, padding=0, dropout=0.0, order="relu-bn", stride=1):
     """3x3 (or k x k) conv without bias, then ReLU/BatchNorm in `order`, then Dropout2d."""
-    layers = [nn.Conv2d(c_in, c_out, k, padding=padding, bias=False)]
+    layers = [nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, bias=False)]
     post = [nn.ReLU(), nn.BatchNorm2d(c_out)]
     layers += post if order == "relu-bn" else post[::-1]
     if dropout:
@@ -73,28 +73,27 @@ class Model_2(nn.Module):
 
 
 class Model_3(nn.Module):
-    """Pool early, go deep late: one conv at full resolution, the max-pool right after it
-    (RF 4), then four convs on the 13x13 map. 7,816 parameters, 531,040 MACs per image:
-    39 % fewer than Model_2 (869,760), though deeper."""
+    """Downsample first, go deep late: one 5x5 conv of stride 2 turns the 28x28 image into a
+    12x12 map at once (RF 5, no full-resolution map at all), then four 3x3 convs on it.
+    7,944 parameters, 402,304 MACs per image: 54 % fewer than Model_2 (869,760)."""
 
     def __init__(self, dropout=0.0):
         super().__init__()
         d, o = dropout, "bn-relu"
         self.block1 = nn.Sequential(
-            conv(1, 8, dropout=d, order=o),      # 8x26x26   RF 3
+            conv(1, 8, k=5, stride=2, dropout=d, order=o),  # 8x12x12   RF 5
         )
-        self.pool = nn.MaxPool2d(2)              # 8x13x13   RF 4
         self.block2 = nn.Sequential(
-            conv(8, 16, dropout=d, order=o),     # 16x11x11  RF 8
-            conv(16, 16, dropout=d, order=o),    # 16x9x9    RF 12
-            conv(16, 16, dropout=d, order=o),    # 16x7x7    RF 16
-            conv(16, 12, dropout=d, order=o),    # 12x5x5    RF 20
+            conv(8, 16, dropout=d, order=o),     # 16x10x10  RF 9
+            conv(16, 16, dropout=d, order=o),    # 16x8x8    RF 13
+            conv(16, 16, dropout=d, order=o),    # 16x6x6    RF 17
+            conv(16, 12, dropout=d, order=o),    # 12x4x4    RF 21
         )
-        self.gap = nn.AdaptiveAvgPool2d(1)       # 12x1x1    RF 28
+        self.gap = nn.AdaptiveAvgPool2d(1)       # 12x1x1    RF 27
         self.head = nn.Conv2d(12, 10, 1, bias=False)  # 10x1x1
 
     def forward(self, x):
-        x = self.block2(self.pool(self.block1(x)))
+        x = self.block2(self.block1(x))
         return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
 
 

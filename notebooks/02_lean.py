@@ -128,8 +128,8 @@ print(f"- At the constant learning rate the last 5 epochs spread over {result['s
 #
 # **Next (block 3):** anneal — a one-cycle schedule with a high peak and a long cosine decay
 # — and add a little weight decay; and since over half of the MACs above are in the conv
-# before the pool, move the pool up to right after the first conv and spend the saved
-# parameters on depth after it.
+# before the pool, downsample at the very start — a stride-2 first conv instead of convs and
+# a max-pool at full resolution — and spend the saved parameters on depth after it.
 
 # %% [markdown]
 # ## Target check

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Block 3 — pool early, go deep, one-cycle schedule: 99.40 % held to the end
+# # Block 3 — downsample first, go deep, one-cycle schedule: 99.40 % held to the end
 #
 # ## Target
 # Block 2's Analysis: the lean layout is smaller and cheaper than the seed model, but with a
@@ -21,10 +21,15 @@
 # to epoch, which is the opposite of "held over the last epochs". Its layer table also shows
 # where the compute goes: the 8 → 12 conv at 24×24, *before* the pool, does over half of the
 # model's multiply-accumulates. The changes, aimed at both:
-# - **pool early, go deep late** (Model_3): one 3×3 conv of 8 channels sees the strokes at full
-#   resolution and the max-pool follows right after it (receptive field 4), then four 3×3
-#   convs of 16, 16, 16 and 12 channels work on the 13×13 map, up to RF 20 before the global
-#   average pool. The second conv now runs on 11×11 = 121 pixels instead of block 2's
+# - **downsample first, go deep late** (Model_3): a single 5×5 conv of 8 channels with stride 2
+#   turns the 28×28 image into a 12×12 map at once (receptive field 5). A stroke is two to
+#   four pixels wide, so a 5×5 window every second pixel still sees each stroke's edges; and
+#   no layer works at full resolution any more — no 26×26 map for BatchNorm, ReLU and a
+#   max-pool to walk over, forwards and backwards, which is where a large share of a CPU
+#   training step goes with small channel counts. A strided conv is a learned downsampling:
+#   it keeps what the loss asks for, not simply the largest of four values. Then four 3×3
+#   convs of 16, 16, 16 and 12 channels work on the 12×12 map, up to RF 21 before the global
+#   average pool. The second conv runs on 10×10 = 100 pixels instead of block 2's
 #   24×24 = 576, and every later one on fewer, so the network is deeper than block 2's and
 #   still does far fewer multiply-accumulates (the summary below counts them); the parameters
 #   block 2 saved go into that depth (still under 8,000); still no dropout;
@@ -68,7 +73,7 @@ import torch
 from lib import plots
 from lib.models import MODELS
 from lib.run import Run, check_targets, result_table, summarize
-from lib.summary import count_params, macs_per_image, show
+from lib.summary import count_params, macs_per_image, rf_table, show
 from lib.train import ema_of, evaluate, fit, mnist_batches, one_cycle
 
 run = Run("03_final", globals())
@@ -86,13 +91,20 @@ plots.data_overview(train, test)
 # %% [markdown]
 # ## Model
 # Layer by layer, then the receptive field computed from the layers
-# (`rf_out = rf_in + (k − 1)·jump_in`, `jump_out = jump_in·stride`): 28 px after the global
-# average pool, the whole digit.
+# (`rf_out = rf_in + (k − 1)·jump_in`, `jump_out = jump_in·stride`): 27 px after the global
+# average pool, the whole digit. The 5×5 windows of stride 2 start at pixels 0, 2, …, 22, so
+# the image's last row and column are never seen; the line after the table says how much of
+# the test set's ink is there.
 
 # %%
 model = MODELS[model_name](dropout=dropout).to(run.device, memory_format=torch.channels_last)
 params, macs = count_params(model), macs_per_image(model)
 show(model, model_name)
+first = rf_table(model).iloc[0]
+seen = (first.size_out - 1) * first.stride + first.kernel  # rows (and columns) the windows cover
+ink = test.x[..., seen:, :].sum() + test.x[..., :seen, seen:].sum()
+print(f"The first conv's windows cover the first {seen} rows and columns of the 28; the rest "
+      f"holds {100 * ink / test.x.sum():.3f} % of the test images' ink.")
 
 # %% [markdown]
 # ## Training
@@ -151,9 +163,10 @@ print(f"- Cost: {macs:,} MACs per image, {100 * (1 - macs / 869760):.0f} % fewer
       f"on {run.info()['device']}.")
 
 # %% [markdown]
-# Pooling right after the first conv fits what MNIST looks like: a 3×3 window is enough to
-# find a stroke's edges, the max keeps the strongest response of each 2×2 patch, and the
-# depth after the pool does the combining at a quarter of the price. The high peak does the
+# Downsampling with the first conv fits what MNIST looks like: strokes are wide enough to be
+# found by a 5×5 window every second pixel, and the depth after it does the combining at a
+# quarter of the price, on a map too small for the elementwise work around the convs to
+# dominate. The high peak does the
 # learning early, and the long anneal is what block 2 was missing: by the last epochs each
 # step is a small fraction of the peak. The moving average removes what jitter is left, so
 # the last epochs agree with each other instead of wandering. The

@@ -21,13 +21,13 @@ def test_summarize_computes_the_result_figures():
 
 def test_metrics_json_has_the_agreed_keys(tmp_path):
     run = Run("nb", {"epochs": 7, "seed": 1, "device": "cpu", "out_dir": str(tmp_path), "other": 1})
-    path = run.save_metrics(model="Model_3", params=7816, epochs=7, test_size=10000,
+    path = run.save_metrics(model="Model_3", params=7944, epochs=7, test_size=10000,
                             target={"min_last3_at_least": 99.4}, target_met=True, history=HISTORY)
     m = json.loads(path.read_text())
     for key in ("notebook", "model", "params", "epochs", "seed", "device", "torch", "git_commit",
                 "wall_seconds", "test_size", "target", "target_met", "history"):
         assert key in m, key
-    assert m["params"] == 7816 and m["seed"] == 1 and m["device"] == "cpu"
+    assert m["params"] == 7944 and m["seed"] == 1 and m["device"] == "cpu"
     assert m["parameters"] == {"epochs": 7, "seed": 1, "device": "cpu", "out_dir": str(tmp_path)}
     assert path == tmp_path / "nb.metrics.json"
 
