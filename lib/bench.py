@@ -3,7 +3,7 @@
 Standard: `torchvision.datasets.MNIST` + per-sample PIL `RandomRotation(7)`, `ToTensor`,
 `Normalize` + `DataLoader(batch_size, shuffle=True, num_workers=2)`.
 Ours: `lib.train.Batches` — the split resident on the device, a permutation per epoch,
-rotation of whole batches with `affine_grid`/`grid_sample`, channels-last model — run eager and,
+rotation of whole batches (`rotation_grid` + `grid_sample`), channels-last model — run eager and,
 where `torch.compile` works here (`lib.train.compile_support`), compiled too.
 Same model (the final block's), batch size, optimiser and number of steps; the pipelines are run
 alternately, `--repeats` times. `ratio` is ours, as the blocks run it by default (compiled on

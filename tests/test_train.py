@@ -1,13 +1,16 @@
 """Engine: batched rotation, device-resident batches, device choice, seeded determinism."""
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
 
 from lib.data import MEAN, STD, load_mnist
 from lib.models import Model_2
 from lib.train import (Batches, compile_support, ema_of, fit, mnist_batches, one_cycle, pick_device,
-                       rotate, seed_everything)
+                       rotate, rotation_grid, seed_everything)
 
 
 def digits(n=64):
@@ -24,6 +27,16 @@ def test_rotation_matches_torchvision_rotate_at_the_same_angle():
         assert (out - ref).abs().mean() < 0.01, float(a)
         assert (out - TF.rotate(img, -float(a), interpolation=InterpolationMode.BILINEAR)).abs().mean() > \
             (out - ref).abs().mean()
+
+
+def test_rotation_grid_is_affine_grids_of_the_rotation_matrices():
+    angles = torch.tensor([-7.0, 0.0, 3.5, 90.0, 180.0])
+    rad = angles * math.pi / 180
+    cos, sin, zero = rad.cos(), rad.sin(), torch.zeros(5)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    for h, w in [(28, 28), (5, 8)]:
+        ref = F.affine_grid(theta, [5, 1, h, w], align_corners=False)
+        assert torch.allclose(rotation_grid(angles, h, w), ref, atol=1e-6)
 
 
 def test_angles_are_uniform_within_the_range():
