@@ -4,8 +4,8 @@ The whole split lives on the training device as one float tensor in [0, 1]. Each
 draws a random permutation on that device; rotation is applied to whole batches, one angle
 per image (`rotation_grid` + `grid_sample`); normalisation follows.
 No DataLoader, no PIL, no per-sample Python in the hot loop. On the CPU the model is compiled
-with `torch.compile` (fused BatchNorm/ReLU kernels; 1.15-1.3x for the final model in
-`make bench` on a 2-core CPU, more for models with bigger early maps).
+with `torch.compile` (fused BatchNorm/ReLU kernels; `make bench` prints what it gains for
+the final model on the machine it runs on).
 """
 import logging
 import math
@@ -65,7 +65,7 @@ def compile_support(device):
 
 def resolve_compile(setting, device):
     """The `torch_compile` parameter: True insists; False never; "auto" compiles on the CPU
-    (where it can), where it pays (`make bench`: 1.15-1.3x for the final model), not on a GPU:
+    (where it can), where it pays (`make bench` measures it), not on a GPU:
     there these small models' steps are bound by kernel launches, and compiled ones measured
     slower than eager (`make bench` on an H200)."""
     ok, why = compile_support(device)
