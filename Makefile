@@ -2,8 +2,12 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
-PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# PY: the Python every target runs. Default: the project's .venv, built from requirements.txt on
+# first use. `make reports PY=python` runs in an environment you already have (the conda one
+# sets PY itself) and builds no .venv.
+PY ?= $(VENV)/bin/python
+ENV := $(if $(filter $(VENV)/bin/python,$(PY)),$(STAMP))
 
 REPORTS_DIR ?= reports
 SMOKE_DIR := build/smoke
@@ -24,46 +28,46 @@ help:  ## list the targets
 
 venv: $(STAMP)  ## create .venv from requirements.txt (rebuilt only when it changes)
 $(STAMP): requirements.txt pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
-	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q --no-deps -e .
 	@touch $@
 
-data: $(STAMP)  ## fetch MNIST into MNIST_DATA_DIR (default data/) and verify its md5 sums
+data: $(ENV)  ## fetch MNIST into MNIST_DATA_DIR (default data/) and verify its md5 sums
 	$(PY) -m lib.data
 
-reports: $(STAMP)  ## execute every notebook into REPORTS_DIR (default reports/) (EPOCHS= SEED= DEVICE= PARAMS=)
+reports: $(ENV)  ## execute every notebook into REPORTS_DIR (default reports/) (EPOCHS= SEED= DEVICE= PARAMS=)
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory index && echo "make reports: finished in $$(( $$(date +%s) - start )) s"
 
-index: $(STEMS:%=report-%)  ## run what is out of date, then write REPORTS_DIR/README.md and its figure
+index: $(STEMS:%=report-%)  ## run what is out of date, then write REPORTS_DIR/README.md, index.html and the figure
 	$(PY) -m lib.pipeline index --out $(REPORTS_DIR)
 
 # report-%: run one notebook, e.g. make report-03_final  (listed by `make help`)
-$(STEMS:%=report-%): report-%: $(STAMP) data
+$(STEMS:%=report-%): report-%: $(ENV) data
 	$(PY) -m lib.pipeline run notebooks/$*.py --out $(REPORTS_DIR) $(COMMON) $(PARAMS)
 
-notebooks: $(STAMP)  ## write the .ipynb twin of every notebooks/*.py (jupytext pairing)
-	$(VENV)/bin/jupytext --sync $(NOTEBOOKS)
+notebooks: $(ENV)  ## write the .ipynb twin of every notebooks/*.py (jupytext pairing)
+	$(PY) -m jupytext --sync $(NOTEBOOKS)
 
-lab: notebooks data  ## open JupyterLab on notebooks/ (the .py files open as notebooks)
-	$(VENV)/bin/jupyter lab notebooks
+lab: notebooks data  ## JupyterLab on notebooks/, settings from .jupyter/ (a .py opens as a notebook)
+	$(PY) -m lib.lab
 
 test: unit nbval  ## the whole test suite: lib tests, then nbval over every notebook
 
-unit: $(STAMP) data  ## pytest on tests/ (lib, data, pipeline)
+unit: $(ENV) data  ## pytest on tests/ (lib, data, pipeline)
 	$(PY) -m pytest -q tests
 
-nbval: $(STAMP) data  ## re-execute tests/reference/*.ipynb and compare with the stored outputs
+nbval: $(ENV) data  ## re-execute tests/reference/*.ipynb and compare with the stored outputs
 	TQDM_DISABLE=1 $(PY) -m pytest -q -p no:cacheprovider --nbval tests/reference \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-kernel-name python3
 
-reference: $(STAMP) data  ## regenerate tests/reference/ (smoke runs); do it on purpose, then review the diff
+reference: $(ENV) data  ## regenerate tests/reference/ (smoke runs); do it on purpose, then review the diff
 	@for nb in $(NOTEBOOKS); do \
 	  TQDM_DISABLE=1 $(PY) -m lib.pipeline run $$nb --out $(SMOKE_DIR) --force $(SMOKE) || exit 1; done
 	mkdir -p tests/reference && cp $(SMOKE_DIR)/*.ipynb tests/reference/
 
-bench: $(STAMP) data  ## images/s: standard torchvision pipeline vs ours, ends with `ratio: X.XX`
+bench: $(ENV) data  ## images/s: standard torchvision pipeline vs ours, ends with `ratio: X.XX`
 	$(PY) -m lib.bench
 
 clean:  ## remove build/ (smoke runs); keeps .venv, data/ and reports/

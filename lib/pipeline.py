@@ -6,6 +6,9 @@
 `run` executes one notebook into a staging folder and moves its outputs (executed .ipynb,
 rendered .html, .metrics.json) into `--out` only on success, so the last good report stays
 intact when a run fails or is interrupted; a failed run is kept as `<stem>.failed.ipynb`.
+The notebook gets `out_dir` = the `--out` folder (what its report shows) and, in its kernel's
+environment, REPORT_STAGING_DIR = the staging folder, where `lib.run.Run` writes the metrics;
+TQDM_DISABLE=1 turns the progress bars off (the per-epoch log line is the log).
 It skips a notebook whose report was made from the same notebook, lib and parameters.
 `-p NAME VALUE` must name a parameter of the notebook; `-c NAME VALUE` (make's EPOCHS, SEED,
 DEVICE) is applied only to notebooks that have that parameter.
@@ -25,6 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 KERNEL = "python3"
+STAGING_ENV = "REPORT_STAGING_DIR"  # = lib.run.STAGING_ENV (not imported: lib.run loads torch)
 
 
 class PipelineError(RuntimeError):
@@ -81,6 +85,20 @@ def up_to_date(out, stem, key):
         return False
 
 
+def shown(path):
+    """A path as a report shows it: relative to the repo where possible (no machine's paths)."""
+    path = Path(path).resolve()
+    return os.path.relpath(path, REPO) if path.is_relative_to(REPO) else str(path)
+
+
+def record_paths(ipynb, notebook, report):
+    """Papermill records the staging paths it ran; record the notebook and the report instead."""
+    import nbformat
+    nb = nbformat.read(ipynb, 4)
+    nb.metadata.papermill.update(input_path=shown(notebook), output_path=shown(report))
+    nbformat.write(nb, ipynb)
+
+
 def render_html(ipynb, html):
     """Code-free HTML of an executed notebook (prose, outputs and plots)."""
     import nbformat
@@ -106,17 +124,18 @@ def run(py_path, out, strict, common, force=False):
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     source, executed = staging / "source.ipynb", staging / f"{stem}.ipynb"
-    # relative to the repo where possible, so executed notebooks show no machine's paths
-    out_dir = os.path.relpath(staging, REPO) if staging.is_relative_to(REPO) else str(staging)
     jupytext.write(nb, source)
+    # the kernel inherits our environment: no progress bars, and where to write the report
+    os.environ.update({"TQDM_DISABLE": "1", STAGING_ENV: str(staging)})
     start = time.perf_counter()
     print(f"[{stem}] running with {params or 'default parameters'} ...", flush=True)
     try:
-        pm.execute_notebook(source, executed, parameters={**params, "out_dir": out_dir},
+        pm.execute_notebook(source, executed, parameters={**params, "out_dir": shown(out)},
                             kernel_name=KERNEL, language="python", log_output=True,
                             progress_bar=False, cwd=py_path.parent)
     except pm.PapermillExecutionError as e:
         failed = out / f"{stem}.failed.ipynb"
+        record_paths(executed, py_path, failed)
         shutil.move(executed, failed)
         raise PipelineError(f"notebook {stem} failed in cell {e.exec_count} "
                             f"(cell index {e.cell_index}): {e.ename}: {e.evalue}; "
@@ -129,6 +148,7 @@ def run(py_path, out, strict, common, force=False):
     record = json.loads(metrics.read_text())
     record["inputs_sha256"] = key
     metrics.write_text(json.dumps(record, indent=1) + "\n")
+    record_paths(executed, py_path, out / executed.name)
     render_html(executed, staging / f"{stem}.html")
     for path in sorted(staging.iterdir()):  # all written: now replace the old report
         os.replace(path, out / path.name)
@@ -153,7 +173,6 @@ def main(argv=None):
         p.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    os.environ.setdefault("TQDM_MININTERVAL", "15")  # a few progress lines per epoch, not thousands
     jobs = re.search(r"(?:^|\s)-j\s*(\d+)", os.environ.get("MAKEFLAGS", ""))
     if jobs and "OMP_NUM_THREADS" not in os.environ:  # `make -jN`: share the cores, don't fight
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(jobs[1])))

@@ -17,6 +17,7 @@ from lib.train import pick_device, resolve_compile, seed_everything
 
 TARGET_ACC = 99.40
 EPOCH_BUDGET = 15  # the assignment's limit; targets are asserted only on full-length, full-data runs
+STAGING_ENV = "REPORT_STAGING_DIR"  # set by lib.pipeline: write here; it moves the files to out_dir
 
 
 def git_commit():
@@ -31,6 +32,48 @@ def git_commit():
         return "unknown", None
 
 
+def cpu_name():
+    """The CPU's model name ("AMD EPYC 7B13 64-Core Processor"): /proc/cpuinfo on Linux,
+    else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_name(device):
+    """The model name of the GPU (CUDA) or else of the CPU: the last digits depend on it."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+
+
+class RunInfo(dict):
+    """What `Run.info()` returns: a dict, shown in a notebook as two small tables (where and
+    how it ran; the parameters)."""
+
+    def table(self):
+        p = self["parameters"]
+        dirty = {True: "yes (in lib/ or notebooks/)", False: "no"}.get(self["git_dirty"], "unknown")
+        rows = {"notebook": self["notebook"], "device": self["device"],
+                "CPU threads": self["cpu_threads"], "torch": self["torch"],
+                "torchvision": self["torchvision"], "python": self["python"],
+                "torch.compile": "on" if self["torch_compile"] else "off",
+                "git commit": self["git_commit"], "uncommitted changes": dirty,
+                **({"seeds": p["seeds"]} if "seeds" in p else {"seed": p.get("seed")}),
+                "report folder": p.get("out_dir", "reports")}
+        return pd.DataFrame({"this run": list(rows.values())}, index=list(rows))
+
+    def parameters_table(self):
+        shown = {k: v for k, v in self["parameters"].items() if k != "out_dir"}
+        return pd.DataFrame([shown], index=["parameters"])
+
+    def _ipython_display_(self):  # IPython calls this instead of showing the dict
+        from IPython.display import display
+        display(self.table(), self.parameters_table())
+
+
 class Run:
     """Created by the first code cell of a notebook; knows everything the report records."""
 
@@ -39,6 +82,9 @@ class Run:
         self.notebook, self.params = notebook, params
         out_dir = Path(params.get("out_dir", "reports"))
         self.out_dir = out_dir if out_dir.is_absolute() else REPO / out_dir
+        # the report's files go to out_dir; a headless run writes them to the pipeline's
+        # staging folder first, and the pipeline moves them there once all are written
+        self.write_dir = Path(os.environ.get(STAGING_ENV) or self.out_dir)
         self.device = pick_device(params.get("device", "auto"))
         try:  # True/False: compile the model in `fit` (see lib.train.compile_support)
             self.compile = resolve_compile(params.get("torch_compile", False), self.device)
@@ -51,34 +97,39 @@ class Run:
 
     @property
     def full(self):
-        """True for a run on all the data for EPOCH_BUDGET epochs: only such runs assert targets."""
+        """True for a run on all the data for EPOCH_BUDGET epochs: only such runs check targets.
+        A test sets CHECK_TARGETS_ON_ANY_RUN=1 to send a tiny run down the missed-target path."""
         p = self.params
-        return p.get("train_limit") is None and p.get("test_limit") is None \
-            and p.get("epochs") == EPOCH_BUDGET
+        return os.environ.get("CHECK_TARGETS_ON_ANY_RUN") == "1" or (
+            p.get("train_limit") is None and p.get("test_limit") is None
+            and p.get("epochs") == EPOCH_BUDGET)
 
     def info(self):
-        device = str(self.device)
-        if self.device.type == "cuda":
-            device += f" ({torch.cuda.get_device_name(self.device)})"
-        return {"notebook": self.notebook, "device": device, "torch": torch.__version__,
-                "torchvision": torchvision.__version__, "python": platform.python_version(),
-                "cpu_threads": torch.get_num_threads(), "torch_compile": self.compile,
-                "git_commit": self.commit, "git_dirty": self.dirty, "parameters": self.params}
+        """Where and how this runs: a dict, shown as tables when it ends a notebook cell."""
+        name = device_name(self.device)
+        return RunInfo(notebook=self.notebook, device=f"{self.device} ({name})", device_name=name,
+                       torch=torch.__version__, torchvision=torchvision.__version__,
+                       python=platform.python_version(), cpu_threads=torch.get_num_threads(),
+                       torch_compile=self.compile, git_commit=self.commit, git_dirty=self.dirty,
+                       parameters=self.params)
 
     def wall_seconds(self):
         return round(time.perf_counter() - self.started, 1)
 
     def save_metrics(self, **metrics):
-        """Write `<out_dir>/<notebook>.metrics.json` (atomically) and return its path."""
+        """Write `<notebook>.metrics.json` (atomically) into out_dir (or the pipeline's
+        staging folder) and return its path."""
         info = self.info()
-        record = {"notebook": self.notebook, **metrics, "seed": self.params.get("seed"),
-                  "device": info["device"], "torch": info["torch"],
+        record = {"notebook": self.notebook, **metrics, "full_run": self.full,
+                  "seed": self.params.get("seed"),
+                  "device": info["device"], "device_name": info["device_name"],
+                  "torch": info["torch"],
                   "torchvision": info["torchvision"], "torch_compile": self.compile,
                   "cpu_threads": info["cpu_threads"], "git_commit": self.commit,
                   "git_dirty": self.dirty, "wall_seconds": self.wall_seconds(),
                   "parameters": self.params}
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = self.out_dir / f"{self.notebook}.metrics.json"
+        self.write_dir.mkdir(parents=True, exist_ok=True)
+        path = self.write_dir / f"{self.notebook}.metrics.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(record, indent=1) + "\n")
         os.replace(tmp, path)
@@ -116,16 +167,18 @@ def result_table(run, model_name, params, result, test_size):
 
 
 def check_targets(run, checks):
-    """Assert each (description, ok) target on a full run; on a smoke run, say they are skipped.
+    """Print each (description, ok) target as PASS or MISS, then the verdict; returns it.
 
-    Raises AssertionError on a full run that misses one.
+    On a full run the verdict is "All targets met." or "TARGETS MISSED: ..." (the notebook
+    goes on: a miss is a result, recorded as `target_met: false` in the metrics); on a smoke
+    run the targets are shown but not checked, and the verdict is None.
     """
     for description, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {description}")
     if not run.full:
         print(f"NOT A FULL RUN (limits set or epochs != {EPOCH_BUDGET}): "
-              "targets are shown above but NOT asserted.")
-        return
+              "targets are shown above but NOT checked.")
+        return None
     missed = [d for d, ok in checks if not ok]
-    assert not missed, "target missed: " + "; ".join(missed)
-    print("All targets met.")
+    print("TARGETS MISSED: " + "; ".join(missed) if missed else "All targets met.")
+    return not missed

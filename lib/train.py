@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from lib.data import MEAN, STD, load_mnist
 
@@ -155,6 +155,12 @@ def one_cycle(model, lr, epochs, steps_per_epoch, weight_decay=0.0):
 
 
 # --- loops --------------------------------------------------------------------------------
+def progress(batches, desc):
+    """A live progress bar over `batches`: a widget in JupyterLab, text in a terminal; none
+    where TQDM_DISABLE=1 (headless runs, `python -m lib.pipeline`: the epoch log is the log)."""
+    return tqdm(batches, desc=desc, leave=False, disable=os.environ.get("TQDM_DISABLE") == "1")
+
+
 def ema_of(model, decay):
     """An exponential moving average of `model`'s weights and BatchNorm statistics, updated
     after every optimiser step: w_ema <- decay * w_ema + (1 - decay) * w."""
@@ -167,7 +173,7 @@ def train_epoch(model, batches, optimizer, scheduler=None, per_batch=False, desc
     model.train()
     loss_sum = torch.zeros((), device=batches.x.device)
     correct = torch.zeros((), device=batches.x.device, dtype=torch.long)
-    for x, y in tqdm(batches, desc=desc, leave=False):
+    for x, y in progress(batches, desc):
         out = model(x)
         loss = F.nll_loss(out, y)
         optimizer.zero_grad(set_to_none=True)

@@ -18,13 +18,22 @@ value = 1
 out_dir = "reports"
 
 # %%
-import json, pathlib, time
+import json, os, pathlib, time
 time.sleep(pause)
 assert not fail, "deliberate failure"
-p = pathlib.Path(out_dir)
+p = pathlib.Path(os.environ.get("REPORT_STAGING_DIR", out_dir))  # as lib.run.Run writes
 p.mkdir(parents=True, exist_ok=True)
-(p / "tiny.metrics.json").write_text(json.dumps({"value": value}))
+(p / "tiny.metrics.json").write_text(json.dumps({"value": value, "out_dir": out_dir}))
 print("value", value)
+'''
+
+# lib.train's progress bar, as the blocks' training loop shows it
+BAR = TINY + '''
+# %%
+from lib.train import progress
+for _ in progress(range(3), "epoch 1/1"):
+    pass
+print("after the bar")
 '''
 
 
@@ -62,6 +71,26 @@ def test_success_writes_notebook_html_and_metrics(tiny):
     assert {"tiny.ipynb", "tiny.html", "tiny.metrics.json"} <= set(report(out))
     assert json.loads((out / "tiny.metrics.json").read_text())["value"] == 1
     assert not (out / ".staging").exists()
+
+
+def test_report_shows_its_folder_never_the_staging_one(tiny_once):
+    nb, out = tiny_once
+    for name, data in report(out).items():
+        assert b".staging" not in data and str(REPO).encode() not in data, name
+    assert json.loads((out / "tiny.metrics.json").read_text())["out_dir"] == str(out)
+    papermill = json.loads((out / "tiny.ipynb").read_text())["metadata"]["papermill"]
+    assert papermill["input_path"] == str(nb) and papermill["output_path"] == str(out / "tiny.ipynb")
+
+
+def test_headless_run_shows_no_progress_bar(tmp_path):
+    nb = tmp_path / "bar.py"
+    nb.write_text(BAR.replace("tiny.metrics", "bar.metrics"))
+    done = pipeline("run", nb, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    cells = json.loads((tmp_path / "out/bar.ipynb").read_text())["cells"]
+    outputs = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]]
+    assert [o.get("text") for o in outputs] == [["value 1\n"], ["after the bar\n"]], outputs
+    assert "it/s" not in done.stdout + done.stderr
 
 
 def test_unchanged_inputs_are_skipped_changed_parameters_rerun(tiny):

@@ -1,0 +1,30 @@
+"""`make lab`: JupyterLab on notebooks/ from the project's environment, with its settings.
+
+    python -m lib.lab [jupyter lab options, e.g. --no-browser --port 8890]
+
+The project's JupyterLab defaults live in .jupyter/labconfig/default_setting_overrides.json:
+a .py opens as a notebook (jupytext's "Jupytext Notebook" viewer), no news pop-up. Adding
+.jupyter/ to JUPYTER_CONFIG_PATH applies them to this server only; nothing is written to the
+user's ~/.jupyter, and a setting the user made there still wins. notebooks/jupytext.toml pairs
+each .py with its .ipynb, so saving either writes both.
+"""
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS = REPO / ".jupyter"
+
+
+def lab_command(args=(), root=REPO / "notebooks"):
+    """(argv, env) that start JupyterLab on `root` with the project's settings."""
+    env = dict(os.environ)
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        p for p in [str(SETTINGS), env.get("JUPYTER_CONFIG_PATH")] if p)
+    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *args]
+    return argv, env
+
+
+if __name__ == "__main__":
+    argv, env = lab_command(sys.argv[1:])
+    os.execve(argv[0], argv, env)  # becomes the server: Ctrl-C and signals reach it directly

@@ -1,0 +1,46 @@
+"""The reports index: README.md for GitHub, index.html for a browser, both from the metrics."""
+import json
+import re
+
+from lib.index import write_index
+
+HISTORY = [dict(epoch=e, lr=0.1, train_loss=0.1, train_acc=99.0, test_loss=0.02, test_acc=a, seconds=2.0)
+           for e, a in enumerate([99.1, 99.42, 99.45], 1)]
+
+
+def record(**extra):
+    return {"model": "Model_3", "params": 7944, "epochs": 3, "target_met": True, "wall_seconds": 60,
+            "device": "cpu (AMD EPYC 7B13)", "device_name": "AMD EPYC 7B13", "torch_compile": True,
+            "git_commit": "0123456789abcdef", "git_dirty": False, **extra}
+
+
+def reports(tmp_path):
+    """A reports folder with a block and a seeds study, as `make reports` leaves it."""
+    (tmp_path / "03_final.metrics.json").write_text(json.dumps(record(seed=1, history=HISTORY)))
+    (tmp_path / "04_seeds.metrics.json").write_text(json.dumps(record(
+        target_met=False, runs=[{"seed": 1, "history": HISTORY}, {"seed": 2, "history": HISTORY}])))
+    write_index(tmp_path)
+    return tmp_path
+
+
+def test_index_html_links_every_report_and_shows_the_figure(tmp_path):
+    page = (reports(tmp_path) / "index.html").read_text()
+    links = re.findall(r'href="([^"]+)"', page)
+    for stem in ("03_final", "04_seeds"):
+        assert f"{stem}.html" in links and f"{stem}.ipynb" in links, stem
+    assert '<img src="test_accuracy.png"' in page and (tmp_path / "test_accuracy.png").exists()
+    assert "AMD EPYC 7B13" in page and "<strong>no</strong>" in page  # device model; a missed target
+
+
+def test_index_html_opens_offline(tmp_path):
+    page = (reports(tmp_path) / "index.html").read_text()
+    assert "<script" not in page and "http" not in page  # nothing fetched, every link relative
+    assert all((tmp_path / src).exists() for src in re.findall(r'src="([^"]+)"', page))
+
+
+def test_markdown_index_links_the_ipynb_beside_the_html(tmp_path):
+    md = (reports(tmp_path) / "README.md").read_text()
+    assert "[03_final](03_final.ipynb) · [html](03_final.html)" in md
+    assert "[04_seeds](04_seeds.ipynb) · [html](04_seeds.html)" in md
+    assert "| **no** |" in md and "cpu (AMD EPYC 7B13), compiled" in md
+    assert "[index.html](index.html)" in md and "![test accuracy](test_accuracy.png)" in md
