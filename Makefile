@@ -16,7 +16,9 @@ STEMS := $(notdir $(NOTEBOOKS:.py=))
 
 # make reports EPOCHS=3 SEED=2 DEVICE=cuda PARAMS='-p lr 0.05'
 COMMON := $(if $(EPOCHS),-c epochs $(EPOCHS)) $(if $(SEED),-c seed $(SEED)) $(if $(DEVICE),-c device $(DEVICE))
-SMOKE := -p train_limit 2000 -p test_limit 1000 -c epochs 1 -c device cpu
+# smoke runs (tests/reference): a short moving-average horizon, so that one epoch of 16 steps
+# shows in the test figures
+SMOKE := -p train_limit 2000 -p test_limit 1000 -c epochs 1 -c device cpu -c ema_decay 0.9
 
 export PYTHONUNBUFFERED := 1
 
@@ -37,8 +39,8 @@ data: $(ENV)  ## fetch MNIST into MNIST_DATA_DIR (default data/) and verify its 
 	$(PY) -m lib.data
 
 reports: $(ENV)  ## execute every notebook into REPORTS_DIR (default reports/) (EPOCHS= SEED= DEVICE= PARAMS=)
-	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory index && echo "make reports: finished in $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) --no-print-directory index; status=$$?; \
+	echo "make reports: finished in $$(( $$(date +%s) - start )) s"; exit $$status
 
 index: $(STEMS:%=report-%)  ## run what is out of date, then write REPORTS_DIR/README.md, index.html and the figure
 	$(PY) -m lib.pipeline index --out $(REPORTS_DIR)
@@ -58,14 +60,14 @@ test: unit nbval  ## the whole test suite: lib tests, then nbval over every note
 unit: $(ENV) data  ## pytest on tests/ (lib, data, pipeline)
 	$(PY) -m pytest -q tests
 
-nbval: $(ENV) data  ## re-execute tests/reference/*.ipynb and compare with the stored outputs
-	TQDM_DISABLE=1 $(PY) -m pytest -q -p no:cacheprovider --nbval tests/reference \
+nbval: $(ENV) data  ## re-execute tests/reference/*.ipynb, compare outputs, then metrics within tolerance
+	TQDM_DISABLE=1 $(PY) -m pytest -q -p no:cacheprovider --nbval tests/reference tests/check_smoke_metrics.py \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-kernel-name python3
 
 reference: $(ENV) data  ## regenerate tests/reference/ (smoke runs); do it on purpose, then review the diff
 	@for nb in $(NOTEBOOKS); do \
 	  TQDM_DISABLE=1 $(PY) -m lib.pipeline run $$nb --out $(SMOKE_DIR) --force $(SMOKE) || exit 1; done
-	mkdir -p tests/reference && cp $(SMOKE_DIR)/*.ipynb tests/reference/
+	mkdir -p tests/reference && cp $(SMOKE_DIR)/*.ipynb $(SMOKE_DIR)/*.metrics.json tests/reference/
 
 bench: $(ENV) data  ## images/s: standard torchvision pipeline vs ours, ends with `ratio: X.XX`
 	$(PY) -m lib.bench

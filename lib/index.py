@@ -36,6 +36,18 @@ def median_epoch_seconds(m):
     return statistics.median(row["seconds"] for _, h in runs_of(m) for row in h)
 
 
+def verdict(m):
+    """What a report's Target check said: "yes", "MISSED", or "not checked" (smoke run)."""
+    if not m.get("full_run", True):
+        return "not checked (smoke run)"
+    return "yes" if m["target_met"] else "MISSED"
+
+
+def missed(metrics):
+    """The notebooks whose full run missed a target."""
+    return [stem for stem, m in metrics.items() if verdict(m) == "MISSED"]
+
+
 def table(metrics):
     """One row per notebook; for a multi-seed study the worst seed's figures."""
     rows = []
@@ -46,7 +58,7 @@ def table(metrics):
             "epochs": m["epochs"], "best test acc %": f"{min(x['best_test_acc'] for x in s):.2f}",
             "min last 3 %": f"{min(x['min_last3'] for x in s):.2f}",
             "min last 5 %": f"{min(x['min_last5'] for x in s):.2f}",
-            "target met": "yes" if m["target_met"] else "no",
+            "target met": verdict(m),
             "epoch (median)": f"{median_epoch_seconds(m):.1f} s",
             "wall time": f"{m['wall_seconds'] / 60:.1f} min",
             "device": m["device"] + (", compiled" if m.get("torch_compile") else ""),
@@ -60,7 +72,7 @@ def markdown(df, prefix=""):
     its .html; `prefix` is the reports folder as seen from the Markdown file."""
     df = df.assign(notebook=[f"[{s}]({prefix}{s}.ipynb) · [html]({prefix}{s}.html)"
                              for s in df["notebook"]],
-                   **{"target met": df["target met"].replace("no", "**no**")})
+                   **{"target met": df["target met"].replace("MISSED", "**MISSED**")})
     lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
@@ -81,6 +93,7 @@ td {{ white-space: nowrap; }}
 .device {{ white-space: normal; display: inline-block; min-width: 9em; }}
 td:first-child, th:first-child {{ text-align: left; }}
 img {{ max-width: 100%; }}
+.missed {{ color: #b00; }}
 </style>
 </head>
 <body>
@@ -102,7 +115,7 @@ def html_page(df, commits):
     df = df.map(lambda v: html.escape(str(v)))
     df["notebook"] = [f'<a href="{s}.html">{s}</a> · <a href="{s}.ipynb">ipynb</a>'
                       for s in df["notebook"]]
-    df["target met"] = df["target met"].replace("no", "<strong>no</strong>")
+    df["target met"] = df["target met"].replace("MISSED", '<strong class="missed">MISSED</strong>')
     df["device"] = [f'<span class="device">{d}</span>' for d in df["device"]]  # may wrap
     return PAGE.format(table=df.to_html(index=False, escape=False, border=0),
                        commits=html.escape(commits))
@@ -128,7 +141,7 @@ def accuracy_figure(metrics, path):
 
 def write_index(folder):
     """Write `<folder>/README.md`, `index.html` and `test_accuracy.png`; for `reports/`, the
-    top README's table too."""
+    top README's table too. Returns the notebooks whose targets were missed."""
     folder = Path(folder)
     metrics = load_metrics(folder)
     if not metrics:
@@ -153,3 +166,4 @@ def write_index(folder):
             head, rest = text.split(START, 1)
             readme.write_text(f"{head}{START}\n{linked}\n{END}{rest.split(END, 1)[1]}")
     print(f"index: {folder / 'README.md'}, {folder / 'index.html'} ({len(metrics)} notebooks)")
+    return missed(metrics)

@@ -153,7 +153,9 @@ def run(py_path, out, strict, common, force=False):
     for path in sorted(staging.iterdir()):  # all written: now replace the old report
         os.replace(path, out / path.name)
     (out / f"{stem}.failed.ipynb").unlink(missing_ok=True)
-    print(f"[{stem}] done in {time.perf_counter() - start:.0f} s -> {out / stem}.ipynb", flush=True)
+    verdict = "" if record.get("target_met", True) or not record.get("full_run") else " (TARGETS MISSED)"
+    print(f"[{stem}] done in {time.perf_counter() - start:.0f} s -> {out / stem}.ipynb{verdict}",
+          flush=True)
 
 
 def _on_sigterm(signum, frame):
@@ -184,7 +186,10 @@ def main(argv=None):
                 {k: parse_value(v) for k, v in args.c}, args.force)
         else:
             from lib.index import write_index
-            write_index(Path(args.out))
+            missed = write_index(Path(args.out))
+            if missed:  # the reports are written; the exit status says a target was missed
+                sys.exit("targets missed: " + ", ".join(
+                    f"{stem} (see {Path(args.out) / stem}.html)" for stem in missed))
     except PipelineError as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
