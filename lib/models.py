@@ -73,27 +73,28 @@ class Model_2(nn.Module):
 
 
 class Model_3(nn.Module):
-    """Downsample first, go deep late: one 5x5 conv of stride 2 turns the 28x28 image into a
-    12x12 map at once (RF 5, no full-resolution map at all), then four 3x3 convs on it.
-    7,944 parameters, 402,304 MACs per image: 54 % fewer than Model_2 (869,760)."""
+    """See the digit at full resolution once, then go deep on a small map: one 5x5 conv of
+    8 channels on the 28x28 image (RF 5), a max-pool to 12x12, then four 3x3 convs on it.
+    7,944 parameters, 488,704 MACs per image: 44 % fewer than Model_2 (869,760)."""
 
     def __init__(self, dropout=0.0):
         super().__init__()
         d, o = dropout, "bn-relu"
         self.block1 = nn.Sequential(
-            conv(1, 8, k=5, stride=2, dropout=d, order=o),  # 8x12x12   RF 5
+            conv(1, 8, k=5, dropout=d, order=o),  # 8x24x24   RF 5
         )
+        self.pool = nn.MaxPool2d(2)              # 8x12x12   RF 6
         self.block2 = nn.Sequential(
-            conv(8, 16, dropout=d, order=o),     # 16x10x10  RF 9
-            conv(16, 16, dropout=d, order=o),    # 16x8x8    RF 13
-            conv(16, 16, dropout=d, order=o),    # 16x6x6    RF 17
-            conv(16, 12, dropout=d, order=o),    # 12x4x4    RF 21
+            conv(8, 16, dropout=d, order=o),     # 16x10x10  RF 10
+            conv(16, 16, dropout=d, order=o),    # 16x8x8    RF 14
+            conv(16, 16, dropout=d, order=o),    # 16x6x6    RF 18
+            conv(16, 12, dropout=d, order=o),    # 12x4x4    RF 22
         )
-        self.gap = nn.AdaptiveAvgPool2d(1)       # 12x1x1    RF 27
+        self.gap = nn.AdaptiveAvgPool2d(1)       # 12x1x1    RF 28
         self.head = nn.Conv2d(12, 10, 1, bias=False)  # 10x1x1
 
     def forward(self, x):
-        x = self.block2(self.block1(x))
+        x = self.block2(self.pool(self.block1(x)))
         return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
 
 

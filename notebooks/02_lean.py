@@ -127,9 +127,10 @@ print(f"- At the constant learning rate the last 5 epochs spread over {result['s
 # where "99.40 % over the last epochs" asks for the opposite.
 #
 # **Next (block 3):** anneal — a one-cycle schedule with a high peak and a long cosine decay
-# — and add a little weight decay; and since over half of the MACs above are in the conv
-# before the pool, downsample at the very start — a stride-2 first conv instead of convs and
-# a max-pool at full resolution — and spend the saved parameters on depth after it.
+# — and add a little weight decay; and since over half of the MACs above are in the 8 → 12
+# conv before the pool, reach receptive field 5 at full resolution with one 5×5 conv of 8
+# channels instead of two 3×3 convs, keep the max-pool, and spend the saved parameters on
+# depth after it.
 
 # %% [markdown]
 # ## Target check

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Block 3 — downsample first, go deep, one-cycle schedule: 99.40 % held to the end
+# # Block 3 — see the digit once, go deep on a small map, one-cycle schedule: 99.40 % held to the end
 #
 # ## Target
 # Block 2's Analysis: the lean layout is smaller and cheaper than the seed model, but with a
@@ -21,35 +21,33 @@
 # to epoch, which is the opposite of "held over the last epochs". Its layer table also shows
 # where the compute goes: the 8 → 12 conv at 24×24, *before* the pool, does over half of the
 # model's multiply-accumulates. The changes, aimed at both:
-# - **downsample first, go deep late** (Model_3): a single 5×5 conv of 8 channels with stride 2
-#   turns the 28×28 image into a 12×12 map at once (receptive field 5). A stroke is two to
-#   four pixels wide, so a 5×5 window every second pixel still sees each stroke's edges; and
-#   no layer works at full resolution any more — no 26×26 map for BatchNorm, ReLU and a
-#   max-pool to walk over, forwards and backwards, which is where a large share of a CPU
-#   training step goes with small channel counts. A strided conv is a learned downsampling:
-#   it keeps what the loss asks for, not simply the largest of four values. Then four 3×3
-#   convs of 16, 16, 16 and 12 channels work on the 12×12 map, up to RF 21 before the global
-#   average pool. The second conv runs on 10×10 = 100 pixels instead of block 2's
-#   24×24 = 576, and every later one on fewer, so the network is deeper than block 2's and
-#   still does far fewer multiply-accumulates (the summary below counts them); the parameters
-#   block 2 saved go into that depth (still under 8,000); still no dropout;
+# - **see the digit once at full resolution, then go deep on a small map** (Model_3): one
+#   5×5 conv of 8 channels on the 28×28 image reaches the receptive field block 2 reached
+#   with two 3×3 convs (5 pixels: the width of a stroke with its edges) at a quarter of their
+#   multiply-accumulates, and the max-pool after it halves the map to 12×12 keeping the
+#   strongest response of every 2×2 window. Then four 3×3 convs of 16, 16, 16 and 12
+#   channels work on the small map, up to RF 22 before the global average pool; the
+#   parameters block 2 spent at full resolution go into that depth (still under 8,000, still
+#   no dropout). We also tried downsampling inside the first conv (stride 2, no 24×24 map at
+#   all — cheaper on a CPU): over the same tuning seeds its worst last-5 epoch was about
+#   0.09 points lower (the README's Recipe section has the figures), so the full-resolution
+#   conv and the pool stay;
 # - **a one-cycle schedule**: a 3-epoch warm-up from `lr/10` to a high peak `lr`, then a
 #   cosine anneal to `lr/1000`, stepped every batch; big steps early to get there within 15
-#   epochs, tiny steps at the end so the last epochs settle instead of wandering; batch 128
-#   (half as many steps as batch 64, each cheaper on the CPU);
+#   epochs, tiny steps at the end so the last epochs settle instead of wandering; batch 128;
 # - **a little weight decay** (1e-4): with BatchNorm it keeps the weights' scale, and so the
-#   effective step size, from drifting;
+#   effective step size, from drifting (no decay, and 5e-4, both did worse in the sweep);
 # - **test the average, not the last step**: an exponential moving average of the weights and
 #   BatchNorm statistics (decay 0.999 per step, a horizon of about two epochs) is what gets
 #   evaluated. Each SGD step still jitters the weights; their average does not, and "held over
 #   the last epochs" is a statement about exactly that jitter. The average starts from the
 #   random initialisation, so its first few epochs score low — by design, not by accident.
 #
-# Targets, asserted by the last cell on a full run: **< 8,000 parameters, ≤ 15 epochs, every
-# one of the last 3 epochs ≥ 99.40 % on the full 10,000-image test set, and fewer
-# multiply-accumulates per image than block 2's model (869,760).** `04_seeds` repeats this
-# block for other seeds. Each epoch's time is in the Result (not a target here: it depends on
-# the machine and its load).
+# Targets, checked by the last cell on a full run: **< 8,000 parameters, ≤ 15 epochs, every
+# one of the last 5 epochs ≥ 99.40 % on the full 10,000-image test set, and fewer
+# multiply-accumulates per image than block 2's model (869,760).** One seed proves little:
+# `04_seeds` trains this block for ten seeds and asks for a margin. Each epoch's time is in
+# the Result (not a target here: it depends on the machine and its load).
 
 # %% tags=["parameters"]
 model_name = "Model_3"
@@ -73,7 +71,7 @@ import torch
 from lib import plots
 from lib.models import MODELS
 from lib.run import Run, check_targets, result_table, summarize
-from lib.summary import count_params, macs_per_image, rf_table, show
+from lib.summary import count_params, macs_per_image, show
 from lib.train import ema_of, evaluate, fit, mnist_batches, one_cycle
 
 run = Run("03_final", globals())
@@ -91,20 +89,13 @@ plots.data_overview(train, test)
 # %% [markdown]
 # ## Model
 # Layer by layer, then the receptive field computed from the layers
-# (`rf_out = rf_in + (k − 1)·jump_in`, `jump_out = jump_in·stride`): 27 px after the global
-# average pool, the whole digit. The 5×5 windows of stride 2 start at pixels 0, 2, …, 22, so
-# the image's last row and column are never seen; the line after the table says how much of
-# the test set's ink is there.
+# (`rf_out = rf_in + (k − 1)·jump_in`, `jump_out = jump_in·stride`): 28 px after the global
+# average pool, the whole digit.
 
 # %%
 model = MODELS[model_name](dropout=dropout).to(run.device, memory_format=torch.channels_last)
 params, macs = count_params(model), macs_per_image(model)
 show(model, model_name)
-first = rf_table(model).iloc[0]
-seen = (first.size_out - 1) * first.stride + first.kernel  # rows (and columns) the windows cover
-ink = test.x[..., seen:, :].sum() + test.x[..., :seen, seen:].sum()
-print(f"The first conv's windows cover the first {seen} rows and columns of the 28; the rest "
-      f"holds {100 * ink / test.x.sum():.3f} % of the test images' ink.")
 
 # %% [markdown]
 # ## Training
@@ -130,13 +121,13 @@ plots.confusion(test.y, preds)
 
 # %%
 result = summarize(history)
-targets = {"params_below": 8000, "max_epochs": 15, "min_last3_at_least": 99.40,
+targets = {"params_below": 8000, "max_epochs": 15, "min_last5_at_least": 99.40,
            "macs_below": 869760}
 checks = [
     (f"parameters {params:,} < 8,000", params < 8000),
     (f"epochs {epochs} <= 15", epochs <= 15),
-    (f"each of the last 3 epochs >= 99.40 % (min {result['min_last3']:.2f} %)",
-     result["min_last3"] >= 99.40),
+    (f"each of the last 5 epochs >= 99.40 % (worst {result['min_last5']:.2f} %)",
+     result["min_last5"] >= 99.40),
     (f"MACs per image {macs:,} < 869,760 (block 2)", macs < 869760),
 ]
 run.save_metrics(model=model_name, params=params, macs=macs, test_size=len(test.y), target=targets,
@@ -163,21 +154,23 @@ print(f"- Cost: {macs:,} MACs per image, {100 * (1 - macs / 869760):.0f} % fewer
       f"on {run.info()['device']}.")
 
 # %% [markdown]
-# Downsampling with the first conv fits what MNIST looks like: strokes are wide enough to be
-# found by a 5×5 window every second pixel, and the depth after it does the combining at a
-# quarter of the price, on a map too small for the elementwise work around the convs to
-# dominate. The high peak does the
-# learning early, and the long anneal is what block 2 was missing: by the last epochs each
-# step is a small fraction of the peak. The moving average removes what jitter is left, so
-# the last epochs agree with each other instead of wandering. The
-# mistakes that remain are in the grid above, and the confusion matrix shows which pairs of
-# digits they fall between: this is where a next step (not taken here) would look.
+# What each change bought is in the lines above: the 5×5 conv and the pool see every pixel
+# once and hand a 12×12 map to the depth, which does the combining at a fraction of the
+# price of full resolution. The high peak does the learning early, and the long anneal is
+# what block 2 was missing: by the last epochs each step is a small fraction of the peak. The
+# moving average removes what jitter is left, so the last epochs agree with each other
+# instead of wandering. The mistakes that remain are in the grid above, and the confusion
+# matrix shows which pairs of digits they fall between: this is where a next step (not taken
+# here) would look.
 #
-# One seed proves little: `04_seeds` repeats this block for seeds 1, 2 and 3.
+# One seed proves little, and one machine's last digits prove little more: `04_seeds` trains
+# this block for seeds 1 to 10 and asks every one of them to hold, with a margin.
 
 # %% [markdown]
 # ## Target check
-# Asserted on a full run (all data, 15 epochs); on a smoke run the cell says it is not asserted.
+# Checked on a full run (all data, 15 epochs): PASS or MISS per target, then the verdict (a miss
+# is recorded in the metrics and marked in the index; the notebook still finishes). On a smoke
+# run the cell shows the targets but does not check them.
 
 # %%
 check_targets(run, checks)

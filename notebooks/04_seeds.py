@@ -15,16 +15,23 @@
 # %% [markdown]
 # # Seeds study — is block 3 a recipe or a lucky seed?
 #
-# Not a fourth block: block 3's model and recipe, unchanged (same defaults as
-# `03_final`, moving average of the weights included), trained once per seed. The seed moves the weight initialisation, the
-# shuffling, the rotations and nothing else.
+# Not a fourth block: block 3's model and recipe, unchanged (same defaults as `03_final`),
+# trained once per seed. The seed moves the weight initialisation, the shuffling, every
+# augmentation draw and nothing else.
 #
-# Target, asserted on a full run: **for every seed, each of the last 3 epochs ≥ 99.40 %** on
-# the full 10,000-image test set. The last 5 epochs are shown too.
+# ## Target
+# One run that holds 99.40 % says little: another seed, or another machine's float rounding
+# (the last digits of every figure here differ from CPU to CPU), can land a few test digits
+# lower. So the claim is made over ten seeds, with a margin:
+# - **every seed: each of the last 5 epochs ≥ 99.40 %** on the full 10,000-image test set;
+# - **the mean over seeds of each seed's worst last-5 epoch ≥ 99.50 %** — a tenth of a point,
+#   ten test digits, above the line, so that a seed or a machine nobody tried is safe too.
+#
+# The seeds here (1–10) are not the ones the recipe was tuned on.
 
 # %% tags=["parameters"]
 model_name = "Model_3"
-seeds = [1, 2, 3]
+seeds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 epochs = 15
 batch_size = 128
 lr = 0.3
@@ -70,6 +77,7 @@ params = count_params(model)
 
 # %%
 plots.seed_curves(runs)
+plots.seed_ranges(runs, last=5, line=99.40)
 
 # %% [markdown]
 # ## Result
@@ -77,39 +85,50 @@ plots.seed_curves(runs)
 
 # %%
 table = pd.DataFrame([{"seed": r["seed"], **summarize(r["history"])} for r in runs]).set_index("seed")
-table = table.drop(columns="median_epoch_seconds")  # timings: in each run's history
-checks = [(f"seed {s}: each of the last 3 epochs >= 99.40 % (min {row.min_last3:.2f} %)",
-           row.min_last3 >= 99.40) for s, row in table.iterrows()]
+mean_worst = table.min_last5.mean()
+checks = [(f"seed {s}: each of the last 5 epochs >= 99.40 % (worst {row.min_last5:.2f} %)",
+           row.min_last5 >= 99.40) for s, row in table.iterrows()]
+checks.append((f"mean over seeds of the worst last-5 epoch {mean_worst:.2f} % >= 99.50 %",
+               mean_worst >= 99.50))
 run.save_metrics(model=model_name, params=params, epochs=epochs, test_size=len(test.y),
-                 target={"min_last3_at_least": 99.40, "every_seed": seeds},
-                 target_met=all(ok for _, ok in checks), runs=runs)
+                 target={"min_last5_at_least": 99.40, "mean_min_last5_at_least": 99.50,
+                         "every_seed": seeds},
+                 target_met=all(ok for _, ok in checks), mean_min_last5=mean_worst, runs=runs)
 print(f"{model_name}, {params:,} parameters, {epochs} epochs, {len(test.y):,} test images, "
       f"{len(seeds)} seeds, wall time {run.wall_seconds():.0f} s on {run.info()['device']}")
-table
+pct = lambda x: f"{x:.2f} %"
+pd.DataFrame({"worst of last 5": table.min_last5.map(pct),
+              "best of last 5": [pct(max(h["test_acc"] for h in r["history"][-5:])) for r in runs],
+              "final epoch": table.final_test_acc.map(pct),
+              "margin over 99.40 %": (table.min_last5 - 99.40).map(lambda m: f"{m:+.2f} points"),
+              "first epoch >= 99.40 %": table.first_epoch_ge_99_40.fillna(0).astype(int)
+                                        .map(lambda e: e or "never")}, index=table.index)
 
 # %% [markdown]
 # ## Analysis
 # Generated from this run:
 
 # %%
-finals = table.final_test_acc
-print(f"- Seeds meeting the target (each of the last 3 epochs >= 99.40 %): "
-      f"{sum(ok for _, ok in checks)} of {len(checks)}.")
-print(f"- Worst epoch among the last 3 of any seed: {table.min_last3.min():.2f} %; among the last 5: "
-      f"{table.min_last5.min():.2f} %.")
-print(f"- Final-epoch accuracy over seeds: mean {finals.mean():.2f} %, range "
-      f"{finals.min():.2f}-{finals.max():.2f} %.")
+held = sum(ok for _, ok in checks[:-1])
+print(f"- Seeds holding 99.40 % over all of their last 5 epochs: {held} of {len(seeds)}; the "
+      f"smallest margin is {table.min_last5.min() - 99.40:+.2f} points (seed {table.min_last5.idxmin()}).")
+print(f"- Mean over seeds of the worst last-5 epoch: {mean_worst:.2f} % (target 99.50 %); "
+      f"spread over seeds {table.min_last5.min():.2f} % to {table.min_last5.max():.2f} %.")
+print(f"- Final-epoch accuracy over seeds: mean {table.final_test_acc.mean():.2f} %, "
+      f"from {table.final_test_acc.min():.2f} % to {table.final_test_acc.max():.2f} %.")
 
 # %% [markdown]
-# The seed changes the initial weights, the order of the batches and every rotation; the
-# table shows how much the end result moves with them. Compare the worst seed's "min_last3"
-# with 99.40 %: the margin, if any, is at most a few hundredths of a percent — a handful of
-# the 10,000 test digits — which is why the target is checked on every seed, not on the best
-# one, and why the last 5 epochs are shown too.
+# The seed changes the initial weights, the order of the batches and every augmentation draw;
+# the plot of the last 5 epochs shows how far that moves the end result, and how far every
+# seed stays from the line. One test digit is 0.01 %: the margin in the table is counted in
+# digits of the 10,000. Another machine gives other last digits — the mean's tenth of a point
+# above 99.40 % is what keeps the claim true there.
 
 # %% [markdown]
 # ## Target check
-# Asserted on a full run (all data, 15 epochs); on a smoke run the cell says it is not asserted.
+# Checked on a full run (all data, 15 epochs): PASS or MISS per target, then the verdict (a miss
+# is recorded in the metrics and marked in the index; the notebook still finishes). On a smoke
+# run the cell shows the targets but does not check them.
 
 # %%
 check_targets(run, checks)

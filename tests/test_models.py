@@ -41,19 +41,20 @@ def test_receptive_field_is_computed_from_the_layers():
     # the global average pool of Model_3 is adaptive: its window is the 4x4 map it receives
     rf3 = rf_table(MODELS["Model_3"]())
     assert rf3.set_index("layer").loc["gap", "kernel"] == 4
-    assert rf3.rf.iloc[-1] == 27
+    assert rf3.rf.iloc[-1] == 28
 
 
-def test_final_model_downsamples_with_its_first_conv_and_costs_less_than_block_2s():
+def test_final_model_sees_the_full_image_once_then_works_on_12x12_and_costs_less_than_block_2s():
     model = MODELS["Model_3"]()
     rf = rf_table(model)
-    assert rf.type.tolist() == ["Conv2d"] * 5 + ["AdaptiveAvgPool2d", "Conv2d"]
-    assert (rf.kernel[0], rf.stride[0], rf.size_out[0]) == (5, 2, 12)  # 28x28 -> 12x12 at once
-    assert rf.rf.tolist() == [5, 9, 13, 17, 21, 27, 27]
+    assert rf.type.tolist() == ["Conv2d", "MaxPool2d"] + ["Conv2d"] * 4 + ["AdaptiveAvgPool2d", "Conv2d"]
+    assert (rf.kernel[0], rf.stride[0], rf.size_out[0]) == (5, 1, 24)  # every pixel seen
+    assert rf.size_out[1] == 12
+    assert rf.rf.tolist() == [5, 6, 10, 14, 18, 22, 28, 28]
     assert count_params(model) == 7944
     # convs: weights x output pixels; plus one per BatchNorm parameter and the 1x1 head
-    convs = 200 * 144 + 1152 * 100 + 2304 * 64 + 2304 * 36 + 1728 * 16 + 120
-    assert macs_per_image(model) == convs + 2 * (8 + 16 + 16 + 16 + 12) == 402_304
+    convs = 200 * 576 + 1152 * 100 + 2304 * 64 + 2304 * 36 + 1728 * 16 + 120
+    assert macs_per_image(model) == convs + 2 * (8 + 16 + 16 + 16 + 12) == 488_704
     assert macs_per_image(model) < macs_per_image(MODELS["Model_2"]())
 
 
