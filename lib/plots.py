@@ -108,20 +108,21 @@ def seed_curves(runs):
     show(fig)
 
 
-def seed_ranges(runs, last=5, line=99.4):
+def seed_ranges(runs, last=5, line=99.4, mean_line=99.5):
     """Each seed's test accuracy over its last `last` epochs: the range as a bar, each epoch
     as a dot, against the `line` every epoch must reach; the dotted line is the mean of the
-    seeds' worst epochs."""
+    seeds' worst epochs, to be compared with `mean_line`."""
     df = pd.DataFrame([dict(seed=str(r["seed"]), **h) for r in runs for h in r["history"][-last:]])
     worst = df.groupby("seed", sort=False).test_acc.agg(["min", "max"])
     fig, ax = plt.subplots(figsize=(8, 3.6))
     sns.stripplot(df, x="seed", y="test_acc", color="navy", size=4, jitter=False, ax=ax, zorder=3)
     ax.vlines(range(len(worst)), worst["min"], worst["max"], color="lightsteelblue", lw=8)
     ax.axhline(line, color="red", ls="--", lw=1, label=f"{line:.2f} %: every epoch")
+    ax.axhline(mean_line, color="green", ls="--", lw=1, label=f"{mean_line:.2f} %: the mean's target")
     ax.axhline(worst["min"].mean(), color="gray", ls=":", lw=1.5,
                label=f"mean of the worst epochs: {worst['min'].mean():.2f} %")
     low = min(line, df.test_acc.min())
-    ax.set(ylabel="test accuracy %", ylim=(low - 0.1, max(df.test_acc.max(), line) + 0.1),
+    ax.set(ylabel="test accuracy %", ylim=(low - 0.1, max(df.test_acc.max(), mean_line) + 0.1),
            title=f"Last {last} epochs of each seed")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

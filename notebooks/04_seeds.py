@@ -77,7 +77,7 @@ params = count_params(model)
 
 # %%
 plots.seed_curves(runs)
-plots.seed_ranges(runs, last=5, line=99.40)
+plots.seed_ranges(runs, last=5, line=99.40, mean_line=99.50)
 
 # %% [markdown]
 # ## Result
