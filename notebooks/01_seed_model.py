@@ -25,7 +25,7 @@
 #   random rotation ±7°, Dropout2d 0.01;
 # - **measure it on the real 10,000-image test set, within the 15-epoch budget**;
 # - expect a working model — best test accuracy ≥ 99.0 % — and find out whether it meets the
-#   assignment (every one of the last 3 epochs ≥ 99.40 %). That last one is *measured here,
+#   assignment (every one of the last 5 epochs ≥ 99.40 %). That last one is *measured here,
 #   not assumed*; the next blocks exist to fix whatever it shows.
 
 # %% tags=["parameters"]
@@ -115,12 +115,12 @@ checks = [
     (f"test images {len(test.y):,} == 10,000", len(test.y) == 10_000),
     (f"best test accuracy {result['best_test_acc']:.2f} % >= 99.0 %", result["best_test_acc"] >= 99.0),
 ]
-assignment = result["min_last3"] >= 99.40
+assignment = result["min_last5"] >= 99.40
 run.save_metrics(model=model_name, params=params, test_size=len(test.y), target=targets,
                  target_met=all(ok for _, ok in checks), assignment_met=assignment,
                  **result, history=history)
-print(f"Assignment criterion (each of the last 3 epochs >= 99.40 %): "
-      f"{'met' if assignment else 'NOT met'} (min of last 3: {result['min_last3']:.2f} %)")
+print(f"Assignment criterion (each of the last 5 epochs >= 99.40 %): "
+      f"{'met' if assignment else 'NOT met'} (min of last 5: {result['min_last5']:.2f} %)")
 result_table(run, model_name, params, result, len(test.y))
 
 # %% [markdown]
@@ -130,8 +130,8 @@ result_table(run, model_name, params, result, len(test.y))
 
 # %%
 lr_epochs = sorted({row["lr"] for row in history})
-print(f"- Assignment criterion: {'met' if assignment else 'NOT met'}: the last 3 epochs reach "
-      f"{result['min_last3']:.2f} % at worst (best {result['best_test_acc']:.2f} % at epoch "
+print(f"- Assignment criterion: {'met' if assignment else 'NOT met'}: the last 5 epochs reach "
+      f"{result['min_last5']:.2f} % at worst (best {result['best_test_acc']:.2f} % at epoch "
       f"{result['best_epoch']}).")
 print(f"- Learning rate over all {epochs} epochs: {lr_epochs}: StepLR(15) never fires inside "
       f"the budget, so nothing settles the end; the last 5 epochs spread over "

@@ -75,7 +75,9 @@ def test_smoke_metrics_agree_with_the_reference_within_tolerance(stem):
     path = injected_out_dir(stem) / f"{stem}.metrics.json"
     assert path.exists() and path.stat().st_mtime >= COLLECTED_AT, \
         f"{path} was not written by this run: run this file after nbval (`make nbval`)"
-    problems = compare(json.loads((REFERENCE / f"{stem}.metrics.json").read_text()),
+    reference = REFERENCE / f"{stem}.metrics.json"
+    assert reference.exists(), f"{reference} is missing: run `make reference`"
+    problems = compare(json.loads(reference.read_text()),
                        json.loads(path.read_text()))
     assert not problems, f"{stem}: " + "; ".join(problems)
 

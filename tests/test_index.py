@@ -29,7 +29,7 @@ def test_index_html_links_every_report_and_shows_the_figure(tmp_path):
     for stem in ("03_final", "04_seeds"):
         assert f"{stem}.html" in links and f"{stem}.ipynb" in links, stem
     assert '<img src="test_accuracy.png"' in page and (tmp_path / "test_accuracy.png").exists()
-    assert "AMD EPYC 7B13" in page and "<strong>no</strong>" in page  # device model; a missed target
+    assert "AMD EPYC 7B13" in page and ">MISSED</strong>" in page  # device model; a missed target
 
 
 def test_index_html_opens_offline(tmp_path):
@@ -42,5 +42,5 @@ def test_markdown_index_links_the_ipynb_beside_the_html(tmp_path):
     md = (reports(tmp_path) / "README.md").read_text()
     assert "[03_final](03_final.ipynb) · [html](03_final.html)" in md
     assert "[04_seeds](04_seeds.ipynb) · [html](04_seeds.html)" in md
-    assert "| **no** |" in md and "cpu (AMD EPYC 7B13), compiled" in md
+    assert "| **MISSED** |" in md and "cpu (AMD EPYC 7B13), compiled" in md
     assert "[index.html](index.html)" in md and "![test accuracy](test_accuracy.png)" in md
