@@ -7,6 +7,7 @@ No DataLoader, no PIL, no per-sample Python in the hot loop. On the CPU the mode
 with `torch.compile` (fused BatchNorm/ReLU kernels; `make bench` prints what it gains for
 the final model on the machine it runs on).
 """
+import functools
 import logging
 import math
 import os
@@ -54,13 +55,46 @@ def compile_support(device):
     """(True, "") if `torch.compile` can run on `device` here, else (False, the reason)."""
     if device.type == "cpu":
         compilers = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
-        if any(c and shutil.which(c) for c in compilers):
-            return True, ""
-        return False, "no C++ compiler found (set CXX or install g++)"
+        if not any(c and shutil.which(c) for c in compilers):
+            return False, "no C++ compiler found (set CXX or install g++)"
+        why = cpu_compile_self_check()
+        return (False, why) if why else (True, "")
     if device.type == "cuda":
         from torch.utils._triton import has_triton
         return (True, "") if has_triton() else (False, "Triton is not installed")
     return False, f"not used on {device.type}"
+
+
+@functools.cache
+def cpu_compile_self_check():
+    """"" if compiled CPU code trains a small conv net as eager code does, else what went wrong.
+
+    Inductor's generated C++ follows ATEN_CPU_CAPABILITY; forcing it (`default`, `avx2`) on a
+    machine whose compiler or headers disagree made the C++ fail to build, or compute NaN and
+    out-of-range indices, with torch 2.14.1 on an AVX-512 AMD EPYC. One forward and backward
+    pass here, once per process (seconds; cached on disk by torch), keeps that out of a run.
+    """
+    def loss_and_grads(model, x, y):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return [loss.detach()] + [p.grad for p in model.parameters()]
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            make = lambda: torch.nn.Sequential(
+                torch.nn.Conv2d(1, 4, 3, bias=False), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(36, 10))
+            eager, compiled = make(), make()
+            compiled.load_state_dict(eager.state_dict())
+            compile_in_place(compiled)
+            x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+            want, got = loss_and_grads(eager, x, y), loss_and_grads(compiled, x, y)
+    except Exception as e:  # a C++ build error, an index out of range, ...
+        return f"torch.compile failed a self-check on this CPU ({type(e).__name__})"
+    if not all(torch.allclose(w, g, atol=1e-4) for w, g in zip(want, got)):
+        return "torch.compile's CPU code disagreed with eager in a self-check on this CPU"
+    return ""
 
 
 def resolve_compile(setting, device):

@@ -96,7 +96,10 @@ def test_same_seed_same_metrics_on_cpu():
     assert a != smoke_history(4)
 
 
-@pytest.mark.skipif(not compile_support(torch.device("cpu"))[0], reason="no C++ compiler here")
+CPU_COMPILE = compile_support(torch.device("cpu"))
+
+
+@pytest.mark.skipif(not CPU_COMPILE[0], reason=f"torch.compile not usable here: {CPU_COMPILE[1]}")
 def test_compiled_training_is_seeded_and_agrees_with_eager():
     compiled = smoke_history(3, compile=True)
     assert compiled == smoke_history(3, compile=True)
@@ -104,3 +107,27 @@ def test_compiled_training_is_seeded_and_agrees_with_eager():
     for c, e in zip(compiled, eager):  # same computation, other kernels: float rounding only
         assert c["train_loss"] == pytest.approx(e["train_loss"], rel=0.02)
         assert abs(c["test_acc"] - e["test_acc"]) <= 2.0, (c, e)
+
+
+@pytest.mark.parametrize("broken", ["raises", "disagrees"])
+def test_compiled_code_that_fails_the_self_check_is_not_used(monkeypatch, broken):
+    from lib import train
+
+    def compile_badly(*models):
+        if broken == "raises":
+            raise RuntimeError("C++ compile error")
+        for model in models:  # wrong numbers, as inductor's code under a forced ISA gave here
+            model[0].weight.data.add_(1.0)
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/g++")
+    monkeypatch.setattr(train, "compile_in_place", compile_badly)
+    train.cpu_compile_self_check.cache_clear()
+    try:
+        ok, why = compile_support(cpu)
+        assert not ok and "self-check" in why
+        assert train.resolve_compile("auto", cpu) is False  # auto falls back to eager
+        with pytest.raises(ValueError, match="torch_compile=True is not possible on cpu: torch.compile"):
+            train.resolve_compile(True, cpu)
+    finally:
+        train.cpu_compile_self_check.cache_clear()
