@@ -15,10 +15,13 @@ TINY = '''# %% tags=["parameters"]
 fail = False
 pause = 0
 value = 1
+started = ""  # a file to create when the cell starts (a test waits for it)
 out_dir = "reports"
 
 # %%
 import json, os, pathlib, time
+if started:
+    pathlib.Path(started).touch()
 time.sleep(pause)
 assert not fail, "deliberate failure"
 p = pathlib.Path(os.environ.get("REPORT_STAGING_DIR", out_dir))  # as lib.run.Run writes
@@ -118,7 +121,7 @@ def test_unknown_parameter_is_an_error(tiny):
     nb, out = tiny
     done = pipeline("run", nb, "--out", out, "-p", "valeu", "2")
     assert done.returncode != 0
-    assert "unknown parameter 'valeu'; this notebook's parameters are: fail, pause, value, out_dir" in done.stderr
+    assert "unknown parameter 'valeu'; this notebook's parameters are: fail, pause, value, started, out_dir" in done.stderr
 
 
 def test_out_dir_cannot_be_injected(tiny):
@@ -138,16 +141,18 @@ def test_common_parameters_apply_only_where_they_exist(tiny):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_leaves_no_partial_report_and_a_rerun_completes(tiny, sig):
+def test_interrupt_leaves_no_partial_report_and_a_rerun_completes(tiny, sig, tmp_path):
     nb, out = tiny
     before = report(out)
+    started = tmp_path / "started"
     proc = subprocess.Popen([sys.executable, "-m", "lib.pipeline", "run", str(nb), "--out", str(out),
-                             "-p", "pause", "30", "-p", "value", "5"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (out / ".staging" / "tiny").exists() and time.time() < deadline:
+                             "-p", "pause", "60", "-p", "value", "5", "-p", "started", str(started)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120  # a cold kernel start on a busy machine takes a while
+    while not started.exists() and time.time() < deadline:
         time.sleep(0.2)
-    time.sleep(3)  # well inside the notebook's pause
+    assert started.exists(), "the notebook never started"
+    time.sleep(1)  # inside the notebook's pause: papermill waits on the kernel
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "interrupted: no report was changed" in err
