@@ -147,7 +147,10 @@ def test_interrupt_leaves_no_partial_report_and_a_rerun_completes(tiny, sig, tmp
     started = tmp_path / "started"
     proc = subprocess.Popen([sys.executable, "-m", "lib.pipeline", "run", str(nb), "--out", str(out),
                              "-p", "pause", "60", "-p", "value", "5", "-p", "started", str(started)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a job started with `&` (CI in the background)
+                            # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120  # a cold kernel start on a busy machine takes a while
     while not started.exists() and time.time() < deadline:
         time.sleep(0.2)
