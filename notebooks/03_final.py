@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Block 3 — see the digit once, go deep on a small map, one-cycle schedule: 99.40 % held to the end
+# # Block 3 — see the digit once, go deep on a small map, one-cycle schedule
 #
 # ## Target
 # Block 2's Analysis: the lean layout is smaller and cheaper than the seed model, but with a

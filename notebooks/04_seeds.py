@@ -121,8 +121,8 @@ print(f"- Final-epoch accuracy over seeds: mean {table.final_test_acc.mean():.2f
 # The seed changes the initial weights, the order of the batches and every augmentation draw;
 # the plot of the last 5 epochs shows how far that moves the end result, and how far every
 # seed stays from the line. One test digit is 0.01 %: the margin in the table is counted in
-# digits of the 10,000. Another machine gives other last digits — the mean's tenth of a point
-# above 99.40 % is what keeps the claim true there.
+# digits of the 10,000. Another machine gives other last digits; the Target asks the mean for a
+# tenth of a point of margin for that reason, and the lines above say whether this run has it.
 
 # %% [markdown]
 # ## Target check
