@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from lib.index import runs_of
 from lib.pipeline import REPO
 
 REFERENCE = REPO / "tests" / "reference"
@@ -43,15 +44,11 @@ def injected_out_dir(stem):
     return out if out.is_absolute() else REPO / out
 
 
-def histories(m):
-    return {r["seed"]: r["history"] for r in m["runs"]} if "runs" in m else {m["seed"]: m["history"]}
-
-
 def compare(reference, fresh):
     """The differences between two metrics records that exceed what float rounding explains."""
     problems = [f"{key}: {fresh.get(key)!r} != reference {reference.get(key)!r}"
                 for key in EXACT if reference.get(key) != fresh.get(key)]
-    ref_h, new_h = histories(reference), histories(fresh)
+    ref_h, new_h = dict(runs_of(reference)), dict(runs_of(fresh))
     if set(ref_h) != set(new_h):
         return problems + [f"seeds {sorted(new_h)} != reference {sorted(ref_h)}"]
     for seed, ref_rows in ref_h.items():
@@ -85,7 +82,7 @@ def test_smoke_metrics_agree_with_the_reference_within_tolerance(stem):
 def test_the_comparison_fails_on_a_broken_run():
     reference = json.loads((REFERENCE / "03_final.metrics.json").read_text())
     broken = json.loads(json.dumps(reference))
-    for rows in histories(broken).values():
+    for rows in dict(runs_of(broken)).values():
         rows[-1]["test_acc"] -= ACC_TOLERANCE + 0.1
     assert compare(reference, reference) == []
     assert "test_acc" in " ".join(compare(reference, broken))
