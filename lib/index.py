@@ -48,6 +48,19 @@ def missed(metrics):
     return [stem for stem, m in metrics.items() if verdict(m) == "MISSED"]
 
 
+def seed_list(seeds):
+    """Seeds as a short text: runs of consecutive seeds as "first–last" ([1, ..., 10, 42] ->
+    "1–10, 42"), so a ten-seed study fits a table cell."""
+    parts, i = [], 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        parts.append(f"{seeds[i]}–{seeds[j]}" if j - i >= 2 else ", ".join(map(str, seeds[i:j + 1])))
+        i = j + 1
+    return ", ".join(parts)
+
+
 def table(metrics):
     """One row per notebook; for a multi-seed study the worst seed's accuracies (and the mean
     over seeds of each seed's worst last-5 epoch), the median epoch time over all seeds."""
@@ -64,7 +77,7 @@ def table(metrics):
             "epoch (median)": f"{median_epoch_seconds(m):.1f} s",
             "wall time": f"{m['wall_seconds'] / 60:.1f} min",
             "device": m["device"] + (", compiled" if m.get("torch_compile") else ""),
-            "seed": ", ".join(str(seed) for seed, _ in runs_of(m)),
+            "seed": seed_list([seed for seed, _ in runs_of(m)]),
         })
     return pd.DataFrame(rows)
 

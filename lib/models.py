@@ -73,25 +73,26 @@ class Model_2(nn.Module):
 
 
 class Model_3(nn.Module):
-    """See the digit at full resolution once, then go deep on a small map: one 5x5 conv of
-    8 channels on the 28x28 image (RF 5), a max-pool to 12x12, then four 3x3 convs on it.
-    7,944 parameters, 488,704 MACs per image: 44 % fewer than Model_2 (869,760)."""
+    """See the digit at full resolution twice, then go deep on a small map: a 5x5 conv and a
+    3x3 conv of 8 channels on the 28x28 image (RF 7), a max-pool to 11x11, then four 3x3
+    convs on it. 7,912 parameters, 668,384 MACs per image: 23 % fewer than Model_2 (869,760)."""
 
     def __init__(self, dropout=0.0):
         super().__init__()
         d, o = dropout, "bn-relu"
         self.block1 = nn.Sequential(
             conv(1, 8, k=5, dropout=d, order=o),  # 8x24x24   RF 5
+            conv(8, 8, dropout=d, order=o),       # 8x22x22   RF 7
         )
-        self.pool = nn.MaxPool2d(2)              # 8x12x12   RF 6
+        self.pool = nn.MaxPool2d(2)              # 8x11x11   RF 8
         self.block2 = nn.Sequential(
-            conv(8, 16, dropout=d, order=o),     # 16x10x10  RF 10
-            conv(16, 16, dropout=d, order=o),    # 16x8x8    RF 14
-            conv(16, 16, dropout=d, order=o),    # 16x6x6    RF 18
-            conv(16, 12, dropout=d, order=o),    # 12x4x4    RF 22
+            conv(8, 16, dropout=d, order=o),     # 16x9x9    RF 12
+            conv(16, 16, dropout=d, order=o),    # 16x7x7    RF 16
+            conv(16, 16, dropout=d, order=o),    # 16x5x5    RF 20
+            conv(16, 8, dropout=d, order=o),     # 8x3x3     RF 24
         )
-        self.gap = nn.AdaptiveAvgPool2d(1)       # 12x1x1    RF 28
-        self.head = nn.Conv2d(12, 10, 1, bias=False)  # 10x1x1
+        self.gap = nn.AdaptiveAvgPool2d(1)       # 8x1x1     RF 28
+        self.head = nn.Conv2d(8, 10, 1, bias=False)  # 10x1x1
 
     def forward(self, x):
         x = self.block2(self.pool(self.block1(x)))

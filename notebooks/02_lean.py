@@ -129,8 +129,8 @@ print(f"- At the constant learning rate the last 5 epochs spread over {result['s
 # **Next (block 3):** anneal — a one-cycle schedule with a high peak and a long cosine decay
 # — and add a little weight decay; and since over half of the MACs above are in the 8 → 12
 # conv before the pool, reach receptive field 5 at full resolution with one 5×5 conv of 8
-# channels instead of two 3×3 convs, keep the max-pool, and spend the saved parameters on
-# depth after it.
+# channels, keep a cheaper 3×3 conv of 8 channels (not 12) after it and the max-pool, and
+# spend the saved parameters on depth after the pool.
 
 # %% [markdown]
 # ## Target check

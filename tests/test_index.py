@@ -2,7 +2,7 @@
 import json
 import re
 
-from lib.index import write_index
+from lib.index import seed_list, write_index
 
 HISTORY = [dict(epoch=e, lr=0.1, train_loss=0.1, train_acc=99.0, test_loss=0.02, test_acc=a, seconds=2.0)
            for e, a in enumerate([99.1, 99.42, 99.45], 1)]
@@ -44,3 +44,9 @@ def test_markdown_index_links_the_ipynb_beside_the_html(tmp_path):
     assert "[04_seeds](04_seeds.ipynb) · [html](04_seeds.html)" in md
     assert "| **MISSED** |" in md and "cpu (AMD EPYC 7B13), compiled" in md
     assert "[index.html](index.html)" in md and "![test accuracy](test_accuracy.png)" in md
+
+
+def test_seed_list_writes_runs_of_consecutive_seeds_as_ranges():
+    assert seed_list(list(range(1, 11))) == "1–10"
+    assert seed_list([1, 2, 3, 7, 11, 12, 2026]) == "1–3, 7, 11, 12, 2026"
+    assert seed_list([5]) == "5"
