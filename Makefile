@@ -18,8 +18,8 @@ STEMS := $(notdir $(NOTEBOOKS:.py=))
 COMMON := $(if $(EPOCHS),-c epochs $(EPOCHS)) $(if $(SEED),-c seed $(SEED)) $(if $(DEVICE),-c device $(DEVICE))
 # smoke runs (tests/reference): eager (the same outputs with or without a C++ compiler; the
 # unit tests check compiled training), two seeds for the seeds study, and a short
-# moving-average horizon, so that one epoch of 16 steps shows in the test figures
-SMOKE := -p train_limit 2000 -p test_limit 1000 -c epochs 1 -c device cpu -c torch_compile False \
+# moving-average horizon, so that one epoch of 32 steps shows in the test figures
+SMOKE := -p train_limit 4000 -p test_limit 1000 -c epochs 1 -c device cpu -c torch_compile False \
   -c seeds '[1, 2]' -c ema_decay 0.9
 
 export PYTHONUNBUFFERED := 1

@@ -8,11 +8,11 @@ reference notebook.
 
 Exact: what does not depend on float arithmetic (model, parameter and MAC counts, epochs, test
 size, seeds, learning rates). Within a tolerance: losses and accuracies. The smoke runs train
-on 2,000 images for one epoch and test on 1,000, early on the learning curve where a little
+on 4,000 images for one epoch and test on 1,000, early on the learning curve where a little
 rounding moves a few test digits: between thread counts and kernel choices we measured
-differences of up to ACC_MEASURED percentage points (see the README's Tests section), so the
-tolerance is a few times that — and still far below what a real regression moves (a model
-that does not train sits near 10 %, the smoke runs reach 35-50 %).
+differences of up to ACC_MEASURED percentage points and LOSS_MEASURED in loss (see the README's
+Tests section), so the tolerances are over twice that — and still far below what a real
+regression moves (a model that does not train sits near 10 %, the smoke runs reach 60-78 %).
 """
 import ast
 import json
@@ -28,9 +28,10 @@ from lib.pipeline import REPO
 REFERENCE = REPO / "tests" / "reference"
 NOTEBOOKS = sorted(p.stem for p in REFERENCE.glob("*.ipynb"))
 COLLECTED_AT = time.time()  # before nbval executes anything: older metrics are not this run's
-ACC_MEASURED = 1.6          # percentage points, the largest difference seen across float paths
-ACC_TOLERANCE = 4.0         # percentage points (40 of the 1,000 test images)
-LOSS_TOLERANCE = 0.1        # absolute, on mean losses of 1.5-2.3 (largest difference seen: 0.03)
+ACC_MEASURED = 3.4          # percentage points, the largest difference seen across float paths
+LOSS_MEASURED = 0.07        # the same, for mean losses of 1.0-2.0
+ACC_TOLERANCE = 8.0         # percentage points (80 of the 1,000 test images)
+LOSS_TOLERANCE = 0.2        # absolute
 EXACT = ("model", "params", "macs", "epochs", "test_size", "seed", "full_run")
 
 

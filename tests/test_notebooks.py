@@ -47,4 +47,4 @@ def test_nbval_reference_is_in_step_with_the_notebook(path):
     assert sources(nbformat.read(ref, 4)) == sources(jupytext.read(path)), \
         f"{ref.name} is stale: {path.name} changed; run `make reference` and review the diff"
     injected = [c for c in nbformat.read(ref, 4).cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert len(injected) == 1 and "train_limit = 2000" in injected[0].source
+    assert len(injected) == 1 and "train_limit = 4000" in injected[0].source
