@@ -33,7 +33,8 @@
 #   dropout). On tuning seeds (the README's Recipe section has the figures) each
 #   full-resolution conv raised the mean of the worst last-5 epoch: downsampling inside the
 #   first conv (stride 2, no full-resolution map at all) scored lowest, one 5×5 conv and a
-#   pool higher, and the 3×3 conv after it higher still;
+#   pool clearly higher, and the 3×3 conv after it about as high again, with a better worst
+#   seed (a difference within the noise: the seeds study is where it is put to the test);
 # - **a one-cycle schedule**: a 3-epoch warm-up from `lr/10` to a high peak `lr`, then a
 #   cosine anneal to `lr/1000`, stepped every batch; big steps early to get there within 15
 #   epochs, tiny steps at the end so the last epochs settle instead of wandering; batch 128;
