@@ -24,7 +24,7 @@ SMOKE := -p train_limit 4000 -p test_limit 1000 -c epochs 1 -c device cpu -c tor
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv data reports index lab notebooks test unit nbval reference bench clean $(STEMS:%=report-%)
+.PHONY: help venv data reports index lab notebooks test unit nbval reference bench study clean $(STEMS:%=report-%)
 
 help:  ## list the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -70,6 +70,11 @@ reference: $(ENV) data  ## regenerate tests/reference/ (smoke runs); do it on pu
 	@for nb in $(NOTEBOOKS); do \
 	  TQDM_DISABLE=1 $(PY) -m lib.pipeline run $$nb --out $(SMOKE_DIR) --force $(SMOKE) || exit 1; done
 	mkdir -p tests/reference && cp $(SMOKE_DIR)/*.ipynb $(SMOKE_DIR)/*.metrics.json tests/reference/
+
+# make study STUDY=recipe [JOBS=2] [STORAGE=postgresql://user@host/db] [ARGS=--retry-failed]
+study: $(ENV) data  ## run what is missing of a study: STUDY=recipe (studies/recipe.toml) [JOBS= STORAGE= ARGS=]
+	@test -n "$(STUDY)" || { echo "error: STUDY is required, e.g. make study STUDY=recipe; studies: $(notdir $(basename $(wildcard studies/*.toml)))" >&2; exit 2; }
+	$(PY) -m lib.study run $(STUDY) $(if $(JOBS),--jobs $(JOBS)) $(if $(STORAGE),--storage '$(STORAGE)') $(ARGS)
 
 bench: $(ENV) data  ## images/s: standard torchvision pipeline vs ours, ends with `ratio: X.XX`
 	$(PY) -m lib.bench

@@ -99,4 +99,56 @@ class Model_3(nn.Module):
         return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
 
 
+# --- candidates: variants of Model_3 for the studies (studies/*.toml), named for what they
+# change. Not blocks: the recipe notebook (05_recipe) shows how each did against Model_3.
+
+class Model_3_stride2(nn.Module):
+    """An earlier Model_3: downsample inside the first conv. One 5x5 conv of stride 2 turns
+    the 28x28 image into a 12x12 map at once (RF 5, no full-resolution map), then four 3x3
+    convs on it. 7,944 parameters, 402,304 MACs per image."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__()
+        d, o = dropout, "bn-relu"
+        self.block1 = conv(1, 8, k=5, stride=2, dropout=d, order=o)  # 8x12x12   RF 5
+        self.block2 = nn.Sequential(
+            conv(8, 16, dropout=d, order=o),     # 16x10x10  RF 9
+            conv(16, 16, dropout=d, order=o),    # 16x8x8    RF 13
+            conv(16, 16, dropout=d, order=o),    # 16x6x6    RF 17
+            conv(16, 12, dropout=d, order=o),    # 12x4x4    RF 21
+        )
+        self.gap = nn.AdaptiveAvgPool2d(1)       # 12x1x1    RF 27
+        self.head = nn.Conv2d(12, 10, 1, bias=False)
+
+    def forward(self, x):
+        x = self.block2(self.block1(x))
+        return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
+
+
+class Model_3_one_5x5(nn.Module):
+    """An earlier Model_3: one full-resolution conv. One 5x5 conv of 8 channels on the 28x28
+    image (RF 5), a max-pool to 12x12, then four 3x3 convs on it (Model_3 adds a 3x3 conv at
+    full resolution and ends in 8 channels instead of 12). 7,944 parameters, 488,704 MACs."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__()
+        d, o = dropout, "bn-relu"
+        self.block1 = conv(1, 8, k=5, dropout=d, order=o)  # 8x24x24   RF 5
+        self.pool = nn.MaxPool2d(2)              # 8x12x12   RF 6
+        self.block2 = nn.Sequential(
+            conv(8, 16, dropout=d, order=o),     # 16x10x10  RF 10
+            conv(16, 16, dropout=d, order=o),    # 16x8x8    RF 14
+            conv(16, 16, dropout=d, order=o),    # 16x6x6    RF 18
+            conv(16, 12, dropout=d, order=o),    # 12x4x4    RF 22
+        )
+        self.gap = nn.AdaptiveAvgPool2d(1)       # 12x1x1    RF 28
+        self.head = nn.Conv2d(12, 10, 1, bias=False)
+
+    def forward(self, x):
+        x = self.block2(self.pool(self.block1(x)))
+        return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
+
+
 MODELS = {cls.__name__: cls for cls in (Model_1, Model_2, Model_3)}
+CANDIDATES = {cls.__name__: cls for cls in (Model_3_stride2, Model_3_one_5x5)}
+MODELS.update(CANDIDATES)

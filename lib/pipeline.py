@@ -108,51 +108,75 @@ def render_html(ipynb, html):
     html.write_text(body)
 
 
-def run(py_path, out, strict, common, force=False):
+class Interrupted(PipelineError):
+    """The run was stopped (Ctrl-C, SIGTERM) from outside: not a result."""
+
+
+def execute(py_path, out, params, name=None, key=None, render=True, log_output=True):
+    """Execute the notebook `py_path` with `params` injected; on success move the executed
+    notebook (`<name>.ipynb`), its metrics and (if `render`) its HTML into `out` and return
+    the metrics record. `name` defaults to the notebook's stem; `key` is recorded in the
+    metrics as `inputs_sha256`. On failure keep `<name>.failed.ipynb` in `out` and raise
+    PipelineError (Interrupted where the kernel was interrupted)."""
     import jupytext
     import papermill as pm
 
     py_path, out = Path(py_path).resolve(), Path(out).resolve()
     stem = py_path.stem
-    nb = jupytext.read(py_path)
-    params = resolve_parameters(nb, strict, common)
-    key = inputs_key(py_path, params)
-    if not force and up_to_date(out, stem, key):
-        print(f"[{stem}] up to date ({out / stem}.ipynb)")
-        return
-    staging = out / ".staging" / stem
+    name = name or stem
+    staging = out / ".staging" / name
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    source, executed = staging / "source.ipynb", staging / f"{stem}.ipynb"
-    jupytext.write(nb, source)
+    source, executed = staging / "source.ipynb", staging / f"{name}.ipynb"
+    jupytext.write(jupytext.read(py_path), source)
     # the kernel inherits our environment: no progress bars, and where to write the report
     os.environ.update({"TQDM_DISABLE": "1", STAGING_ENV: str(staging)})
-    start = time.perf_counter()
-    print(f"[{stem}] running with {params or 'default parameters'} ...", flush=True)
     try:
         pm.execute_notebook(source, executed, parameters={**params, "out_dir": shown(out)},
-                            kernel_name=KERNEL, language="python", log_output=True,
+                            kernel_name=KERNEL, language="python", log_output=log_output,
                             progress_bar=False, cwd=py_path.parent)
     except pm.PapermillExecutionError as e:
-        failed = out / f"{stem}.failed.ipynb"
+        failed = out / f"{name}.failed.ipynb"
         record_paths(executed, py_path, failed)
         shutil.move(executed, failed)
-        raise PipelineError(f"notebook {stem} failed in cell {e.exec_count} "
-                            f"(cell index {e.cell_index}): {e.ename}: {e.evalue}; "
-                            f"executed notebook kept at {failed}") from None
+        kind = Interrupted if e.ename == "KeyboardInterrupt" else PipelineError
+        raise kind(f"notebook {name} failed in cell {e.exec_count} "
+                   f"(cell index {e.cell_index}): {e.ename}: {e.evalue}; "
+                   f"executed notebook kept at {failed}") from None
     finally:
         source.unlink(missing_ok=True)
     metrics = staging / f"{stem}.metrics.json"
     if not metrics.exists():
-        raise PipelineError(f"notebook {stem} ran but wrote no {metrics.name}")
+        raise PipelineError(f"notebook {name} ran but wrote no {metrics.name}")
     record = json.loads(metrics.read_text())
-    record["inputs_sha256"] = key
-    metrics.write_text(json.dumps(record, indent=1) + "\n")
+    if key:
+        record["inputs_sha256"] = key
+    metrics.unlink()
+    (staging / f"{name}.metrics.json").write_text(json.dumps(record, indent=1) + "\n")
     record_paths(executed, py_path, out / executed.name)
-    render_html(executed, staging / f"{stem}.html")
+    if render:
+        render_html(executed, staging / f"{name}.html")
     for path in sorted(staging.iterdir()):  # all written: now replace the old report
         os.replace(path, out / path.name)
-    (out / f"{stem}.failed.ipynb").unlink(missing_ok=True)
+    staging.rmdir()
+    (out / f"{name}.failed.ipynb").unlink(missing_ok=True)
+    return record
+
+
+def run(py_path, out, strict, common, force=False):
+    """Run one notebook into its report in `out`, unless its report is up to date."""
+    import jupytext
+
+    py_path, out = Path(py_path).resolve(), Path(out).resolve()
+    stem = py_path.stem
+    params = resolve_parameters(jupytext.read(py_path), strict, common)
+    key = inputs_key(py_path, params)
+    if not force and up_to_date(out, stem, key):
+        print(f"[{stem}] up to date ({out / stem}.ipynb)")
+        return
+    start = time.perf_counter()
+    print(f"[{stem}] running with {params or 'default parameters'} ...", flush=True)
+    record = execute(py_path, out, params, key=key)
     verdict = "" if record.get("target_met", True) or not record.get("full_run") else " (TARGETS MISSED)"
     print(f"[{stem}] done in {time.perf_counter() - start:.0f} s -> {out / stem}.ipynb{verdict}",
           flush=True)

@@ -1,0 +1,452 @@
+"""Studies: a grid of variants x seeds of one notebook, each run the notebook itself under
+papermill with injected parameters, recorded in Optuna's storage, exported as JSON lines.
+
+    python -m lib.study run recipe [--jobs 2] [--storage URL] [--retry-failed]
+    python -m lib.study export recipe [--storage URL]
+
+A study is a file `studies/<name>.toml` (or a path to one):
+
+    notebook = "notebooks/03_final.py"   # the notebook every run executes
+    seeds = [101, 102, 103]              # every variant runs once per seed
+    baseline = "Model_3"                 # the variant the others are compared with
+    [defaults]                           # parameters every variant gets (optional)
+    [variants]                           # name = the parameters it injects
+    Model_3 = {}
+    wd_0 = {weight_decay = 0.0}
+
+Each (variant, seed) is one Optuna trial, enqueued with its parameters as user attributes;
+its value is the run's worst test accuracy over the last 5 epochs. `run` enqueues what is
+missing, then starts `--jobs` worker processes (each with cores/jobs threads) that pull
+trials from the storage until none is left; on other machines the same command with the same
+`--storage` adds workers to the same study. A run recorded as complete is never run again. A
+run stopped from outside (Ctrl-C, SIGTERM) is enqueued again by the next `run`; a run whose
+worker died (killed, machine lost) stops sending heartbeats and is enqueued again by a live
+worker once its heartbeat is stale. A notebook that fails is a result: recorded as failed
+with its error, and run again only with --retry-failed.
+
+The results, one run a row, go to `studies/<name>.jsonl` (rewritten after every run, atomically);
+that file is the committed record, and a fresh storage skips what it already holds. The
+default storage is a SQLite file, `build/studies/<name>.db` (nothing to start); the executed
+notebook of every run is kept under `build/studies/<name>/`.
+"""
+import argparse
+import datetime
+import hashlib
+import inspect
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import tomllib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from lib.pipeline import (REPO, Interrupted, PipelineError, execute, notebook_parameters,
+                          parse_value)
+
+STUDIES = REPO / "studies"
+BUILD = REPO / "build" / "studies"
+LAST = 5  # a run's value: its worst test accuracy over the last LAST epochs
+FIXED = ("seed", "out_dir")  # set by the study, not by a variant
+
+
+class StudyError(RuntimeError):
+    pass
+
+
+class RunFailed(Exception):
+    """The notebook of one run failed: the trial is recorded as failed, the worker goes on."""
+
+
+@dataclass
+class Study:
+    name: str
+    path: Path
+    notebook: Path
+    seeds: list
+    baseline: str
+    variants: dict  # name -> the parameters it injects (defaults included)
+
+    @property
+    def results(self):
+        return self.path.with_suffix(".jsonl")
+
+    @property
+    def runs_dir(self):
+        return (BUILD if self.path.parent == STUDIES else self.path.parent / "build") / self.name
+
+    def default_storage(self):
+        db = self.runs_dir.with_suffix(".db")
+        db.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{db}"
+
+    def grid(self):
+        """(variant, seed) pairs, seed by seed: a study stopped halfway has every variant
+        on the same seeds, ready to compare paired."""
+        return [(v, s) for s in self.seeds for v in self.variants]
+
+
+def load(name_or_path):
+    """The study `studies/<name>.toml` (or a .toml path), checked: a clear StudyError naming
+    what is wrong before anything runs."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = STUDIES / f"{name_or_path}.toml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in STUDIES.glob("*.toml")))
+        raise StudyError(f"study {name_or_path!r} not found ({path}); known studies: {known}")
+    try:
+        spec = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError(f"{path}: not valid TOML ({e})") from None
+    unknown = set(spec) - {"notebook", "seeds", "baseline", "defaults", "variants"}
+    if unknown:
+        raise StudyError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
+                         "notebook, seeds, baseline, defaults, variants")
+    seeds = spec.get("seeds")
+    if not (isinstance(seeds, list) and seeds and all(type(s) is int and s >= 0 for s in seeds)
+            and len(set(seeds)) == len(seeds)):
+        raise StudyError(f"{path}: seeds={seeds!r} is invalid; allowed: a non-empty list of "
+                         "distinct integers >= 0")
+    variants = spec.get("variants") or {}
+    if not variants:
+        raise StudyError(f"{path}: no [variants]; allowed: at least one, e.g. Model_3 = {{}}")
+    baseline = spec.get("baseline", next(iter(variants)))
+    if baseline not in variants:
+        raise StudyError(f"{path}: baseline={baseline!r} is not one of the variants: "
+                         + ", ".join(variants))
+    notebook = REPO / spec.get("notebook", "notebooks/03_final.py")
+    if not notebook.exists():
+        raise StudyError(f"{path}: notebook={spec.get('notebook')!r} does not exist")
+    defaults = spec.get("defaults", {})
+    study = Study(path.stem, path, notebook, seeds, baseline,
+                  {v: {**defaults, **p} for v, p in variants.items()})
+    check(study)
+    return study
+
+
+def check(study):
+    """Every variant's parameters are the notebook's, with values it accepts."""
+    import jupytext
+    from lib.params import ParameterError, check_params
+
+    known = notebook_parameters(jupytext.read(study.notebook))
+    for variant, params in study.variants.items():
+        where = f"{study.path.name}: variant {variant!r}"
+        bad = [n for n in params if n not in known or n in FIXED]
+        if bad:
+            allowed = ", ".join(n for n in known if n not in FIXED)
+            raise StudyError(f"{where}: unknown parameter {bad[0]!r}; allowed: {allowed}")
+        values = {n: parse_value(src) for n, src in known.items()}
+        try:
+            check_params({**values, **params, "seed": study.seeds[0]})
+        except ParameterError as e:
+            raise StudyError(f"{where}: {e}") from None
+
+
+def inputs_hash(study, params):
+    """sha256 over the code one run executes: the notebook, lib/data.py and lib/train.py, the
+    model's class (and the conv helper), the pinned requirements, and its parameters. A row
+    whose hash differs from today's ran other code: it is stale."""
+    import jupytext
+    from lib import models
+
+    values = {n: parse_value(s) for n, s in notebook_parameters(jupytext.read(study.notebook)).items()}
+    model = models.MODELS[{**values, **params}.get("model_name", "Model_3")]
+    h = hashlib.sha256()
+    for path in (study.notebook, REPO / "lib/data.py", REPO / "lib/train.py", REPO / "requirements.txt"):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for obj in (models.conv, model):
+        h.update(inspect.getsource(obj).encode())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+# --- the storage --------------------------------------------------------------------------
+def open_storage(url, heartbeat=30):
+    """Optuna's RDB storage at `url` (sqlite:///file, postgresql://...), with heartbeats:
+    a trial whose worker sends none for 2 x `heartbeat` s is failed and enqueued again."""
+    import optuna
+    import sqlalchemy
+
+    if url.startswith("postgresql://"):  # SQLAlchemy's default driver is psycopg2: use psycopg 3
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else \
+        {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback())
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise StudyError(f"storage {url!r} cannot be used: {reason}") from None
+
+
+def key(trial_or_row):
+    attrs = getattr(trial_or_row, "user_attrs", trial_or_row)
+    return attrs.get("variant"), attrs.get("seed")
+
+
+def read_results(path):
+    """The committed rows, {(variant, seed): row}."""
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {key(r): r for r in rows}
+
+
+def recorded(study, storage_study):
+    """{(variant, seed): row} of the runs recorded in the results file and in the storage
+    (the storage wins): complete runs, and runs whose notebook failed."""
+    from optuna.trial import TrialState
+
+    rows = read_results(study.results)
+    best = {}
+    for t in storage_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+        if "row" not in t.user_attrs:  # stopped from outside, or its worker died: no result
+            continue
+        k = key(t)
+        # a complete run beats a failed one; among equals the later trial
+        if k not in best or (t.state == TrialState.COMPLETE) >= (best[k].state == TrialState.COMPLETE):
+            best[k] = t
+    rows.update({k: t.user_attrs["row"] for k, t in best.items()})
+    return rows
+
+
+def export(study, storage_study):
+    """Rewrite the results file (atomically): one run a row, sorted by variant and seed."""
+    rows = recorded(study, storage_study)
+    order = {v: i for i, v in enumerate(study.variants)}
+    rows = sorted(rows.values(), key=lambda r: (order.get(r["variant"], len(order)), r["variant"], r["seed"]))
+    tmp = study.results.with_suffix(f".jsonl.{os.getpid()}.tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    os.replace(tmp, study.results)
+    return rows
+
+
+def enqueue_missing(study, storage_study, retry_failed=False):
+    """Enqueue every (variant, seed) with no result for its current parameters and no trial
+    waiting or running. Returns (done, failed, enqueued) counts."""
+    from optuna.trial import TrialState
+
+    rows = recorded(study, storage_study)
+    pending = {key(t): t.user_attrs.get("params") for t in storage_study.get_trials(
+        deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))}
+    done = failed = enqueued = 0
+    for variant, seed in study.grid():
+        params, row = study.variants[variant], rows.get((variant, seed))
+        if row and row["params"] == params and (row["status"] == "complete" or not retry_failed):
+            done += row["status"] == "complete"
+            failed += row["status"] == "failed"
+            continue
+        if pending.get((variant, seed)) == params:
+            continue
+        storage_study.enqueue_trial({}, user_attrs={"variant": variant, "seed": seed, "params": params},
+                                    skip_if_exists=False)
+        enqueued += 1
+    return done, failed, enqueued
+
+
+# --- one worker ---------------------------------------------------------------------------
+def provenance():
+    """Where a run ran: host, CPU/GPU model, threads, versions, commit (and dirty flag)."""
+    import torch
+    from lib.run import device_name, git_commit
+    from lib.train import pick_device
+
+    commit, dirty = git_commit()
+    device = pick_device("auto")
+    return {"host": socket.gethostname(), "device": f"{device} ({device_name(device)})",
+            "cpu_threads": int(os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads()),
+            "torch": torch.__version__, "git_commit": commit, "git_dirty": dirty}
+
+
+def objective(study, trial, where):
+    """Run one (variant, seed): the notebook under papermill; record its row on the trial."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if "variant" not in trial.user_attrs:  # the queue emptied under us: not one of ours
+        raise optuna.TrialPruned()
+    k = key(trial)
+    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        if key(other) == k and other.number < trial.number and (
+                other.state == TrialState.COMPLETE or other.user_attrs.get("params") == trial.user_attrs["params"]):
+            trial.set_user_attr("duplicate_of", other.number)  # enqueued twice (two `run`s at once)
+            raise optuna.TrialPruned()
+    variant, seed = k
+    params = trial.user_attrs["params"]
+    row = {"study": study.name, "variant": variant, "seed": seed, "params": params,
+           "notebook": str(study.notebook.relative_to(REPO)), "trial": trial.number,
+           "inputs_sha256": inputs_hash(study, params), **where}
+    start = time.perf_counter()
+    try:
+        record = execute(study.notebook, study.runs_dir, {**params, "seed": seed},
+                         name=f"{variant}-seed{seed}", render=False, log_output=False)
+    except Interrupted:
+        raise KeyboardInterrupt from None
+    except PipelineError as e:
+        row.update(status="failed", error=str(e), seconds=round(time.perf_counter() - start, 1),
+                   finished=now())
+        trial.set_user_attr("row", row)
+        raise RunFailed(str(e)) from None
+    history = record["history"]
+    acc = [h["test_acc"] for h in history]
+    row.update(status="complete", min_last5=min(acc[-LAST:]), final_test_acc=acc[-1],
+               test_acc=acc, test_loss=[round(h["test_loss"], 5) for h in history],
+               epoch_seconds=[h["seconds"] for h in history], model=record.get("model"),
+               n_params=record.get("params"), macs=record.get("macs"), device=record["device"],
+               cpu_threads=record["cpu_threads"], torch_compile=record["torch_compile"],
+               seconds=round(time.perf_counter() - start, 1), finished=now())
+    trial.set_user_attr("row", row)
+    return row["min_last5"]
+
+
+def now():
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def work(study, url, jobs, heartbeat):
+    """One worker: pull waiting trials until none is waiting or running anywhere."""
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage_study = optuna.load_study(study_name=study.name, storage=open_storage(url, heartbeat))
+    where, total, started = provenance(), len(study.grid()), time.perf_counter()
+    while True:
+        optuna.storages.fail_stale_trials(storage_study)  # a dead worker's trial: enqueued again
+        states = [t.state for t in storage_study.get_trials(deepcopy=False)]
+        if TrialState.WAITING not in states:
+            if TrialState.RUNNING not in states:
+                return
+            time.sleep(heartbeat)  # another worker's run: wait for it, or for its heartbeat to stop
+            continue
+        ran = []
+        storage_study.optimize(lambda t: ran.append(t.number) or objective(study, t, where),
+                               n_trials=1, catch=(RunFailed,))
+        trial = next((t for t in storage_study.get_trials(deepcopy=False) if t.number in ran), None)
+        rows = export(study, storage_study)
+        if trial is not None and trial.state != TrialState.PRUNED:
+            report_progress(study, rows, total, jobs, started, trial)
+
+
+def report_progress(study, rows, total, jobs, started, trial):
+    """One line per finished run: done / total, failed, that run, an ETA."""
+    ok = [r for r in rows if r["status"] == "complete" and (r["variant"], r["seed"]) in set(study.grid())]
+    failed = sum(r["status"] == "failed" for r in rows)
+    left = total - len(ok) - failed
+    row = (trial.user_attrs.get("row") if trial else None) or {}
+    what = (f"{row['variant']} seed {row['seed']}: " + (f"{row['min_last5']:.2f} %" if row["status"] == "complete"
+            else "FAILED") + f" in {row['seconds']:.0f} s") if row else "a run ended without a result"
+    recent = [r["seconds"] for r in ok[-20:]] or [time.perf_counter() - started]
+    eta = left * statistics.mean(recent) / max(jobs, 1)
+    print(f"[{study.name}] {len(ok)}/{total} done" + (f", {failed} failed" if failed else "")
+          + f" · {what} · ETA {eta / 60:.0f} min", flush=True)
+
+
+# --- the command --------------------------------------------------------------------------
+def run(study, url, jobs, heartbeat, retry_failed):
+    """Enqueue what is missing, run `jobs` workers here, export. Exit status 1 if a run failed."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(url, heartbeat)
+    storage_study = optuna.create_study(study_name=study.name, storage=storage, direction="maximize",
+                                        load_if_exists=True)
+    done, failed, enqueued = enqueue_missing(study, storage_study, retry_failed)
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // jobs)
+    print(f"[{study.name}] {len(study.variants)} variants x {len(study.seeds)} seeds = "
+          f"{len(study.grid())} runs of {study.notebook.relative_to(REPO)}: {done} recorded, "
+          f"{failed} failed, {enqueued} enqueued now; {jobs} worker(s) x {threads} thread(s); "
+          f"storage {safe(url)}", flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, "-m", "lib.study", "work", str(study.path), "--storage", url,
+           "--jobs", str(jobs), "--heartbeat", str(heartbeat)]
+    workers = [subprocess.Popen(cmd, cwd=REPO, env=env) for _ in range(jobs)]
+    try:
+        codes = [w.wait() for w in workers]
+    except KeyboardInterrupt:
+        for w in workers:
+            w.send_signal(signal.SIGINT)
+        for w in workers:
+            w.wait()
+        export(study, storage_study)
+        raise
+    rows = export(study, storage_study)
+    grid = set(study.grid())
+    ok = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "complete"]
+    bad = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "failed"]
+    print(f"[{study.name}] {len(ok)}/{len(grid)} runs complete, {len(bad)} failed -> "
+          f"{study.results.relative_to(REPO) if study.results.is_relative_to(REPO) else study.results}",
+          flush=True)
+    if any(codes):
+        raise StudyError(f"{sum(map(bool, codes))} worker(s) exited with an error (see above)")
+    if bad:
+        raise StudyError(f"{len(bad)} run(s) failed: " + ", ".join(
+            f"{r['variant']} seed {r['seed']}" for r in bad[:5]) + (" ..." if len(bad) > 5 else "")
+            + f"; errors in {study.results.name}, notebooks in {study.runs_dir}; "
+            "rerun them with --retry-failed")
+    if len(ok) < len(grid):
+        raise StudyError(f"{len(grid) - len(ok)} run(s) not done: run the command again")
+
+
+def safe(url):
+    """A storage URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        return f"{scheme}://{cred.split(':')[0]}@{host}"
+    return url
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m lib.study", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands = {name: sub.add_parser(name, help=text) for name, text in [
+        ("run", "run what is missing of a study, with --jobs workers here"),
+        ("work", "one worker (what `run` starts --jobs times)"),
+        ("export", "rewrite the study's results file from its storage")]}
+    for p in commands.values():
+        p.add_argument("study", help="a name in studies/ (recipe) or a path to a .toml")
+        p.add_argument("--storage", help="an SQLAlchemy URL (default: sqlite:///build/studies/<name>.db)")
+        p.add_argument("--heartbeat", type=int, default=30, help="seconds between a trial's heartbeats")
+        p.add_argument("--jobs", type=int, default=2, help="worker processes here (default 2)")
+    commands["run"].add_argument("--retry-failed", action="store_true",
+                                 help="run again the runs whose notebook failed")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        if args.jobs < 1:
+            raise StudyError(f"--jobs={args.jobs} is invalid; allowed: an integer >= 1")
+        if args.heartbeat < 1:
+            raise StudyError(f"--heartbeat={args.heartbeat} is invalid; allowed: an integer >= 1 (seconds)")
+        study = load(args.study)
+        url = args.storage or study.default_storage()
+        if args.command == "run":
+            run(study, url, args.jobs, args.heartbeat, args.retry_failed)
+        elif args.command == "work":
+            work(study, url, args.jobs, args.heartbeat)
+        else:
+            import optuna
+            rows = export(study, optuna.load_study(study_name=study.name, storage=open_storage(url)))
+            print(f"{study.results}: {len(rows)} rows")
+    except StudyError as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted: completed runs are recorded; run the command again to resume")
+
+
+if __name__ == "__main__":
+    main()
