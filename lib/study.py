@@ -312,15 +312,17 @@ def now():
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def work(study, url, jobs, heartbeat):
-    """One worker: pull waiting trials until none is waiting or running anywhere."""
+def work(study, url, jobs, heartbeat, max_runs=None):
+    """One worker: pull waiting trials until none is waiting or running anywhere (or until
+    it has run `max_runs`)."""
     import optuna
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage_study = optuna.load_study(study_name=study.name, storage=open_storage(url, heartbeat))
     where, total, started = provenance(), len(study.grid()), time.perf_counter()
-    while True:
+    ran = []
+    while max_runs is None or len(ran) < max_runs:
         optuna.storages.fail_stale_trials(storage_study)  # a dead worker's trial: enqueued again
         states = [t.state for t in storage_study.get_trials(deepcopy=False)]
         if TrialState.WAITING not in states:
@@ -328,10 +330,9 @@ def work(study, url, jobs, heartbeat):
                 return
             time.sleep(heartbeat)  # another worker's run: wait for it, or for its heartbeat to stop
             continue
-        ran = []
         storage_study.optimize(lambda t: ran.append(t.number) or objective(study, t, where),
                                n_trials=1, catch=(RunFailed,))
-        trial = next((t for t in storage_study.get_trials(deepcopy=False) if t.number in ran), None)
+        trial = next((t for t in storage_study.get_trials(deepcopy=False) if t.number == ran[-1]), None)
         rows = export(study, storage_study)
         if trial is not None and trial.state != TrialState.PRUNED:
             report_progress(study, rows, total, jobs, started, trial)
@@ -352,7 +353,7 @@ def report_progress(study, rows, total, jobs, started, trial):
 
 
 # --- the command --------------------------------------------------------------------------
-def run(study, url, jobs, heartbeat, retry_failed):
+def run(study, url, jobs, heartbeat, retry_failed, max_runs=None):
     """Enqueue what is missing, run `jobs` workers here, export. Exit status 1 if a run failed."""
     import optuna
 
@@ -369,7 +370,8 @@ def run(study, url, jobs, heartbeat, retry_failed):
           f"storage {safe(url)}", flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "lib.study", "work", str(study.path), "--storage", url,
-           "--jobs", str(jobs), "--heartbeat", str(heartbeat)]
+           "--jobs", str(jobs), "--heartbeat", str(heartbeat)] + (
+               ["--max-runs", str(max_runs)] if max_runs else [])
     workers = [subprocess.Popen(cmd, cwd=REPO, env=env) for _ in range(jobs)]
     try:
         codes = [w.wait() for w in workers]
@@ -394,7 +396,7 @@ def run(study, url, jobs, heartbeat, retry_failed):
             f"{r['variant']} seed {r['seed']}" for r in bad[:5]) + (" ..." if len(bad) > 5 else "")
             + f"; errors in {study.results.name}, notebooks in {study.runs_dir}; "
             "rerun them with --retry-failed")
-    if len(ok) < len(grid):
+    if len(ok) < len(grid) and not max_runs:
         raise StudyError(f"{len(grid) - len(ok)} run(s) not done: run the command again")
 
 
@@ -423,6 +425,7 @@ def main(argv=None):
         p.add_argument("--storage", help="an SQLAlchemy URL (default: sqlite:///build/studies/<name>.db)")
         p.add_argument("--heartbeat", type=int, default=30, help="seconds between a trial's heartbeats")
         p.add_argument("--jobs", type=int, default=2, help="worker processes here (default 2)")
+        p.add_argument("--max-runs", type=int, help="each worker stops after this many runs")
     commands["run"].add_argument("--retry-failed", action="store_true",
                                  help="run again the runs whose notebook failed")
     args = parser.parse_args(argv)
@@ -435,9 +438,9 @@ def main(argv=None):
         study = load(args.study)
         url = args.storage or study.default_storage()
         if args.command == "run":
-            run(study, url, args.jobs, args.heartbeat, args.retry_failed)
+            run(study, url, args.jobs, args.heartbeat, args.retry_failed, args.max_runs)
         elif args.command == "work":
-            work(study, url, args.jobs, args.heartbeat)
+            work(study, url, args.jobs, args.heartbeat, args.max_runs)
         else:
             import optuna
             rows = export(study, optuna.load_study(study_name=study.name, storage=open_storage(url)))
