@@ -19,12 +19,12 @@ COMMON := $(if $(EPOCHS),-c epochs $(EPOCHS)) $(if $(SEED),-c seed $(SEED)) $(if
 # smoke runs (tests/reference): eager (the same outputs with or without a C++ compiler; the
 # unit tests check compiled training), two seeds for the seeds study, and a short
 # moving-average horizon, so that one epoch of 32 steps shows in the test figures
-SMOKE := -p train_limit 4000 -p test_limit 1000 -c epochs 1 -c device cpu -c torch_compile False \
-  -c seeds '[1, 2]' -c ema_decay 0.9
+SMOKE := -c train_limit 4000 -c test_limit 1000 -c epochs 1 -c device cpu -c torch_compile False \
+  -c seeds '[1, 2]' -c ema_decay 0.9 -c study tests/studies/smoke.toml
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv data reports index lab notebooks test unit nbval reference bench study clean $(STEMS:%=report-%)
+.PHONY: help venv data reports index lab notebooks test unit nbval reference bench study postgres clean $(STEMS:%=report-%)
 
 help:  ## list the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -59,7 +59,7 @@ lab: notebooks data  ## JupyterLab on notebooks/, settings from .jupyter/ (a .py
 
 test: unit nbval  ## the whole test suite: lib tests, then nbval over every notebook
 
-unit: $(ENV) data  ## pytest on tests/ (lib, data, pipeline)
+unit: $(ENV) data postgres  ## pytest on tests/ (lib, data, pipeline, studies)
 	$(PY) -m pytest -q tests
 
 nbval: $(ENV) data  ## re-execute tests/reference/*.ipynb, compare outputs, then metrics within tolerance
@@ -75,6 +75,13 @@ reference: $(ENV) data  ## regenerate tests/reference/ (smoke runs); do it on pu
 study: $(ENV) data  ## run what is missing of a study: STUDY=recipe (studies/recipe.toml) [JOBS= STORAGE= ARGS=]
 	@test -n "$(STUDY)" || { echo "error: STUDY is required, e.g. make study STUDY=recipe; studies: $(notdir $(basename $(wildcard studies/*.toml)))" >&2; exit 2; }
 	$(PY) -m lib.study run $(STUDY) $(if $(JOBS),--jobs $(JOBS)) $(if $(STORAGE),--storage '$(STORAGE)') $(ARGS)
+
+# the studies' tests start their own PostgreSQL server (tests/conftest.py): it has to be installed
+postgres:  ## install PostgreSQL's server if it is missing (Debian, as root), for the studies' tests
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	  else echo "error: PostgreSQL's server is missing: install it (Debian: apt-get install postgresql)" >&2; exit 1; fi
 
 bench: $(ENV) data  ## images/s: standard torchvision pipeline vs ours, ends with `ratio: X.XX`
 	$(PY) -m lib.bench

@@ -61,11 +61,29 @@ def seed_list(seeds):
     return ", ".join(parts)
 
 
+def trained(metrics):
+    """The records of notebooks that train (blocks, the seeds study), not those that read a
+    study's results (05_recipe)."""
+    return {stem: m for stem, m in metrics.items() if "study" not in m}
+
+
+def study_row(stem, m):
+    """A notebook that shows a study's results: what it holds, in the index's columns."""
+    return {"notebook": stem, "model": f"study {m['study']}: {m['n_runs']}/{m['grid']} runs",
+            "params": "–", "epochs": "–", "best test acc %": "–", "min last 3 %": "–",
+            "min last 5 %": "–", "target met": "–", "epoch (median)": "–",
+            "wall time": f"{m['wall_seconds'] / 60:.1f} min", "device": "(reads the study's record)",
+            "seed": "–"}
+
+
 def table(metrics):
     """One row per notebook; for a multi-seed study the worst seed's accuracies (and the mean
     over seeds of each seed's worst last-5 epoch), the median epoch time over all seeds."""
     rows = []
     for stem, m in metrics.items():
+        if "study" in m:
+            rows.append(study_row(stem, m))
+            continue
         s = [summarize(h) for _, h in runs_of(m)]
         rows.append({
             "notebook": stem, "model": m["model"], "params": f"{m['params']:,}",
@@ -141,8 +159,8 @@ def html_page(df, commits):
 def accuracy_figure(metrics, path):
     """Test accuracy per epoch of every notebook (and every seed) on one plot."""
     df = pd.DataFrame([dict(run=f"{stem} (seed {seed})" if "runs" in m else stem, **row)
-                       for stem, m in metrics.items() for seed, h in runs_of(m) for row in h])
-    sizes = {m.get("test_size") for m in metrics.values()}
+                       for stem, m in trained(metrics).items() for seed, h in runs_of(m) for row in h])
+    sizes = {m.get("test_size") for m in trained(metrics).values()}
     low = df.test_acc.min() - 0.1  # zoom on the top unless nothing gets there (a smoke run)
     ax = sns.lineplot(df, x="epoch", y="test_acc", hue="run", marker="o")
     ax.axhline(99.4, color="red", ls="--", lw=1)

@@ -67,11 +67,24 @@ def resolve_parameters(nb, strict, common):
     return {**{k: v for k, v in common.items() if k in known}, **strict}
 
 
-def inputs_key(py_path, params):
-    """sha256 over what a report depends on: the notebook, lib/*.py, requirements, parameters."""
+def data_files(nb, params):
+    """The files a notebook reads besides code: a study's definition and results, for a
+    notebook with a `study` parameter (a name in studies/ or a path to a .toml)."""
+    study = params.get("study", parse_value(notebook_parameters(nb).get("study", "None")))
+    if not study:
+        return []
+    toml = Path(study) if str(study).endswith(".toml") else REPO / "studies" / f"{study}.toml"
+    return [toml, toml.with_suffix(".jsonl")]
+
+
+def inputs_key(py_path, params, data=()):
+    """sha256 over what a report depends on: the notebook, lib/*.py, requirements, parameters,
+    and the `data` files it reads."""
     h = hashlib.sha256()
     for path in [py_path, REPO / "requirements.txt", *sorted((REPO / "lib").glob("*.py"))]:
         h.update(path.name.encode() + b"\0" + Path(path).read_bytes())
+    for path in map(Path, data):
+        h.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"(missing)"))
     h.update(json.dumps(params, sort_keys=True).encode())
     return h.hexdigest()
 
@@ -169,8 +182,9 @@ def run(py_path, out, strict, common, force=False):
 
     py_path, out = Path(py_path).resolve(), Path(out).resolve()
     stem = py_path.stem
-    params = resolve_parameters(jupytext.read(py_path), strict, common)
-    key = inputs_key(py_path, params)
+    nb = jupytext.read(py_path)
+    params = resolve_parameters(nb, strict, common)
+    key = inputs_key(py_path, params, data_files(nb, params))
     if not force and up_to_date(out, stem, key):
         print(f"[{stem}] up to date ({out / stem}.ipynb)")
         return

@@ -1,4 +1,4 @@
-"""Figures (seaborn/matplotlib): samples, curves, mistakes, confusion matrix."""
+"""Figures (seaborn/matplotlib): samples, curves, mistakes, confusion matrix, studies."""
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -125,5 +125,24 @@ def seed_ranges(runs, last=5, line=99.4, mean_line=99.5):
     ax.set(ylabel="test accuracy %", ylim=(low - 0.1, max(df.test_acc.max(), mean_line) + 0.1),
            title=f"Last {last} epochs of each seed")
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    show(fig)
+
+
+def study_points(df, table, baseline, line=99.4):
+    """A study's evidence in one figure: every seed's worst last-5 epoch per variant (a dot
+    each; a seed's dots share a colour across variants), each variant's mean with its 95 %
+    interval (black), the baseline's mean (dotted) and the `line` every run must reach."""
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(table) + 1.6))
+    sns.stripplot(df, y="variant", x="min_last5", hue=df.seed.astype(str), palette="tab10", size=5,
+                  jitter=0.15, ax=ax, zorder=2, alpha=0.8)
+    ys = range(len(table))
+    ax.errorbar(table["mean"], ys, xerr=[table["mean"] - table.ci_low, table.ci_high - table["mean"]],
+                fmt="D", color="black", ms=5, capsize=3, zorder=3, label="mean, 95 % interval")
+    ax.axvline(table.loc[baseline, "mean"], color="gray", ls=":", lw=1.5, label=f"{baseline}'s mean")
+    ax.axvline(line, color="red", ls="--", lw=1, label=f"{line:.2f} %")
+    ax.set(xlabel="worst test accuracy % over the last 5 epochs", ylabel=None,
+           title="Every run of the study (one dot per seed)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title="seed / marks", frameon=False)
     fig.tight_layout()
     show(fig)

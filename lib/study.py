@@ -1,7 +1,7 @@
 """Studies: a grid of variants x seeds of one notebook, each run the notebook itself under
 papermill with injected parameters, recorded in Optuna's storage, exported as JSON lines.
 
-    python -m lib.study run recipe [--jobs 2] [--storage URL] [--retry-failed]
+    python -m lib.study run recipe [--jobs 2] [--storage URL] [--retry-failed] [--rerun-stale]
     python -m lib.study export recipe [--storage URL]
 
 A study is a file `studies/<name>.toml` (or a path to one):
@@ -22,7 +22,9 @@ trials from the storage until none is left; on other machines the same command w
 run stopped from outside (Ctrl-C, SIGTERM) is enqueued again by the next `run`; a run whose
 worker died (killed, machine lost) stops sending heartbeats and is enqueued again by a live
 worker once its heartbeat is stale. A notebook that fails is a result: recorded as failed
-with its error, and run again only with --retry-failed.
+with its error, and run again only with --retry-failed. A run whose code changed since (its
+inputs hash differs from today's) is marked stale by the recipe notebook and run again only
+with --rerun-stale.
 
 The results, one run a row, go to `studies/<name>.jsonl` (rewritten after every run, atomically);
 that file is the committed record, and a fresh storage skips what it already holds. The
@@ -47,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lib.pipeline import (REPO, Interrupted, PipelineError, execute, notebook_parameters,
-                          parse_value)
+                          parse_value, shown)
 
 STUDIES = REPO / "studies"
 BUILD = REPO / "build" / "studies"
@@ -150,16 +152,21 @@ def check(study):
 
 
 def inputs_hash(study, params):
-    """sha256 over the code one run executes: the notebook, lib/data.py and lib/train.py, the
-    model's class (and the conv helper), the pinned requirements, and its parameters. A row
-    whose hash differs from today's ran other code: it is stale."""
+    """sha256 over the code one run executes: the notebook's code cells (not its prose),
+    lib/data.py and lib/train.py, the model's class (and the conv helper), the pinned
+    requirements, and its parameters. A row whose hash differs from today's ran other code:
+    it is stale."""
     import jupytext
     from lib import models
 
-    values = {n: parse_value(s) for n, s in notebook_parameters(jupytext.read(study.notebook)).items()}
+    nb = jupytext.read(study.notebook)
+    values = {n: parse_value(s) for n, s in notebook_parameters(nb).items()}
     model = models.MODELS[{**values, **params}.get("model_name", "Model_3")]
     h = hashlib.sha256()
-    for path in (study.notebook, REPO / "lib/data.py", REPO / "lib/train.py", REPO / "requirements.txt"):
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            h.update(cell.source.encode() + b"\0")
+    for path in (REPO / "lib/data.py", REPO / "lib/train.py", REPO / "requirements.txt"):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     for obj in (models.conv, model):
         h.update(inspect.getsource(obj).encode())
@@ -174,6 +181,7 @@ def open_storage(url, heartbeat=30):
     import optuna
     import sqlalchemy
 
+    given = url
     if url.startswith("postgresql://"):  # SQLAlchemy's default driver is psycopg2: use psycopg 3
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else \
@@ -185,7 +193,7 @@ def open_storage(url, heartbeat=30):
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback())
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        raise StudyError(f"storage {url!r} cannot be used: {reason}") from None
+        raise StudyError(f"storage {safe(given)!r} cannot be used: {reason}") from None
 
 
 def key(trial_or_row):
@@ -230,12 +238,16 @@ def export(study, storage_study):
     return rows
 
 
-def enqueue_missing(study, storage_study, retry_failed=False):
-    """Enqueue every (variant, seed) with no result for its current parameters and no trial
-    waiting or running. Returns (done, failed, enqueued) counts."""
+def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False):
+    """Enqueue every (variant, seed) with no result for its current parameters (and, with
+    `rerun_stale`, for today's code) and no trial waiting or running.
+    Returns (done, failed, enqueued) counts."""
     from optuna.trial import TrialState
 
     rows = recorded(study, storage_study)
+    if rerun_stale:
+        today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
+        rows = {k: r for k, r in rows.items() if r.get("inputs_sha256") == today.get(k[0])}
     pending = {key(t): t.user_attrs.get("params") for t in storage_study.get_trials(
         deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))}
     done = failed = enqueued = 0
@@ -283,7 +295,7 @@ def objective(study, trial, where):
     variant, seed = k
     params = trial.user_attrs["params"]
     row = {"study": study.name, "variant": variant, "seed": seed, "params": params,
-           "notebook": str(study.notebook.relative_to(REPO)), "trial": trial.number,
+           "notebook": shown(study.notebook), "trial": trial.number,
            "inputs_sha256": inputs_hash(study, params), **where}
     start = time.perf_counter()
     try:
@@ -328,7 +340,7 @@ def work(study, url, jobs, heartbeat, max_runs=None):
         if TrialState.WAITING not in states:
             if TrialState.RUNNING not in states:
                 return
-            time.sleep(heartbeat)  # another worker's run: wait for it, or for its heartbeat to stop
+            time.sleep(min(heartbeat, 5))  # another worker's run: wait for it, or for its heartbeat to stop
             continue
         storage_study.optimize(lambda t: ran.append(t.number) or objective(study, t, where),
                                n_trials=1, catch=(RunFailed,))
@@ -353,7 +365,7 @@ def report_progress(study, rows, total, jobs, started, trial):
 
 
 # --- the command --------------------------------------------------------------------------
-def run(study, url, jobs, heartbeat, retry_failed, max_runs=None):
+def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=False):
     """Enqueue what is missing, run `jobs` workers here, export. Exit status 1 if a run failed."""
     import optuna
 
@@ -361,11 +373,11 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None):
     storage = open_storage(url, heartbeat)
     storage_study = optuna.create_study(study_name=study.name, storage=storage, direction="maximize",
                                         load_if_exists=True)
-    done, failed, enqueued = enqueue_missing(study, storage_study, retry_failed)
+    done, failed, enqueued = enqueue_missing(study, storage_study, retry_failed, rerun_stale)
     cores = os.cpu_count() or 1
     threads = max(1, cores // jobs)
     print(f"[{study.name}] {len(study.variants)} variants x {len(study.seeds)} seeds = "
-          f"{len(study.grid())} runs of {study.notebook.relative_to(REPO)}: {done} recorded, "
+          f"{len(study.grid())} runs of {shown(study.notebook)}: {done} recorded, "
           f"{failed} failed, {enqueued} enqueued now; {jobs} worker(s) x {threads} thread(s); "
           f"storage {safe(url)}", flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -377,7 +389,7 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None):
         codes = [w.wait() for w in workers]
     except KeyboardInterrupt:
         for w in workers:
-            w.send_signal(signal.SIGINT)
+            w.send_signal(signal.SIGTERM)  # SIGINT may be ignored (a job started with &)
         for w in workers:
             w.wait()
         export(study, storage_study)
@@ -387,7 +399,7 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None):
     ok = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "complete"]
     bad = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "failed"]
     print(f"[{study.name}] {len(ok)}/{len(grid)} runs complete, {len(bad)} failed -> "
-          f"{study.results.relative_to(REPO) if study.results.is_relative_to(REPO) else study.results}",
+          f"{shown(study.results)}",
           flush=True)
     if any(codes):
         raise StudyError(f"{sum(map(bool, codes))} worker(s) exited with an error (see above)")
@@ -428,6 +440,8 @@ def main(argv=None):
         p.add_argument("--max-runs", type=int, help="each worker stops after this many runs")
     commands["run"].add_argument("--retry-failed", action="store_true",
                                  help="run again the runs whose notebook failed")
+    commands["run"].add_argument("--rerun-stale", action="store_true",
+                                 help="run again the runs whose code changed since (inputs hash)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -438,7 +452,8 @@ def main(argv=None):
         study = load(args.study)
         url = args.storage or study.default_storage()
         if args.command == "run":
-            run(study, url, args.jobs, args.heartbeat, args.retry_failed, args.max_runs)
+            run(study, url, args.jobs, args.heartbeat, args.retry_failed, args.max_runs,
+                args.rerun_stale)
         elif args.command == "work":
             work(study, url, args.jobs, args.heartbeat, args.max_runs)
         else:

@@ -1,0 +1,86 @@
+"""A study's results as evidence: per variant its runs, mean, sd, worst, a 95 % interval of the
+mean, and its difference to the baseline paired on the same seeds, with its own interval.
+
+Why paired: with ~50 test errors a run, most of the seed-to-seed spread is the test set's own
+sampling noise, and much of it is shared by two variants trained on the same seed (the same
+initialisation draw, batch order and augmentation draws). The difference per seed cancels what
+is shared; its mean and t-interval say whether a variant beats the baseline by more than noise.
+"""
+import math
+import statistics
+
+import pandas as pd
+
+# two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (then the normal's)
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def t975(df):
+    return T975[df - 1] if df <= len(T975) else 1.960
+
+
+def interval(values):
+    """(mean, half-width of its 95 % t-interval); the half-width is NaN below two values."""
+    n = len(values)
+    mean = statistics.mean(values)
+    if n < 2:
+        return mean, math.nan
+    return mean, t975(n - 1) * statistics.stdev(values) / math.sqrt(n)
+
+
+def verdict(low, high):
+    """What a paired interval of a difference says."""
+    if math.isnan(low):
+        return "too few seeds"
+    return "better" if low > 0 else "worse" if high < 0 else "within the noise"
+
+
+def runs_frame(rows, variants=None):
+    """The complete runs as a DataFrame (variant, seed, min_last5, ...), in study order."""
+    df = pd.DataFrame([r for r in rows if r["status"] == "complete"])
+    if variants is not None and len(df):
+        df = df[df.variant.isin(variants)]
+        df["variant"] = pd.Categorical(df.variant, categories=list(variants), ordered=True)
+    return df.sort_values(["variant", "seed"]) if len(df) else df
+
+
+def variant_table(df, baseline, value="min_last5"):
+    """One row per variant: runs, mean, sd, worst, 95 % interval of the mean, and the mean
+    difference to `baseline` over the seeds both have, with its 95 % interval and verdict."""
+    base = df[df.variant == baseline].set_index("seed")[value]
+    rows = []
+    for variant, g in df.groupby("variant", observed=True):
+        v = g[value].tolist()
+        mean, half = interval(v)
+        own = g.set_index("seed")[value]
+        common = [] if variant == baseline else sorted(set(own.index) & set(base.index))
+        diff = [own[s] - base[s] for s in common]
+        d_mean, d_half = interval(diff) if diff else (math.nan, math.nan)
+        rows.append({
+            "variant": variant, "runs": len(v), "mean": mean,
+            "sd": statistics.stdev(v) if len(v) > 1 else math.nan, "worst": min(v),
+            "ci_low": mean - half, "ci_high": mean + half,
+            "paired_seeds": len(common), "diff": d_mean,
+            "diff_low": d_mean - d_half, "diff_high": d_mean + d_half,
+            "verdict": "baseline" if variant == baseline else verdict(d_mean - d_half, d_mean + d_half),
+        })
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def shown(table):
+    """The variant table as a reader sees it: percent with two decimals, intervals as ranges."""
+    f = lambda x: "–" if math.isnan(x) else f"{x:.2f}"
+    d = lambda x: "–" if math.isnan(x) else f"{x:+.3f}"
+    return pd.DataFrame({
+        "runs": table.runs,
+        "mean %": table["mean"].map(lambda x: f"{x:.3f}"),
+        "sd": table.sd.map(lambda x: "–" if math.isnan(x) else f"{x:.3f}"),
+        "worst %": table.worst.map(f),
+        "95 % CI of the mean": [f"{f(lo)} – {f(hi)}" for lo, hi in zip(table.ci_low, table.ci_high)],
+        "vs baseline, paired": [f"{d(x)} ({n} seeds)" if n else "–"
+                                for x, n in zip(table["diff"], table.paired_seeds)],
+        "95 % CI of the difference": [f"{d(lo)} … {d(hi)}" for lo, hi in zip(table.diff_low, table.diff_high)],
+        "verdict": table.verdict,
+    }, index=table.index)

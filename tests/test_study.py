@@ -1,0 +1,251 @@
+"""`make study` / `python -m lib.study`: every (variant, seed) recorded once, resume, a killed or
+interrupted worker's run done again, failed runs recorded, bad input refused, and many workers
+on one real PostgreSQL server."""
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lib.study import read_results
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "tests/studies/smoke.toml"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same float path in every test run
+VOLATILE = {"trial", "seconds", "epoch_seconds", "finished", "host"}
+
+# a notebook that pretends to train: a test of the runner, not of training (seconds per run)
+TINY = '''# %% tags=["parameters"]
+seed = 0
+value = 99.0
+fail = False
+pause = 0
+started = ""  # a file: the first run that finds it missing creates it and pauses
+out_dir = "reports"
+
+# %%
+import json, os, pathlib, time
+if started and not pathlib.Path(started).exists():
+    pathlib.Path(started).touch()
+    time.sleep(pause)
+assert not fail, "deliberate failure"
+history = [dict(epoch=e, test_acc=value + seed / 100 + e / 1000, test_loss=0.02, seconds=0.1)
+           for e in range(1, 7)]
+p = pathlib.Path(os.environ.get("REPORT_STAGING_DIR", out_dir))
+p.mkdir(parents=True, exist_ok=True)
+(p / "tiny.metrics.json").write_text(json.dumps(dict(
+    history=history, model="tiny", params=1, macs=1, device="cpu (test)", cpu_threads=1,
+    torch_compile=False)))
+'''
+
+
+def study_cmd(*args, timeout=600, env=ENV):
+    return subprocess.run([sys.executable, "-m", "lib.study", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def tiny_study(tmp_path, variants, seeds=(1, 2)):
+    (tmp_path / "tiny.py").write_text(TINY)
+    toml = tmp_path / "tiny.toml"
+    lines = [f'notebook = "{tmp_path / "tiny.py"}"', f"seeds = {list(seeds)}", "[variants]"]
+    toml.write_text("\n".join(lines + [f"{k} = {v}" for k, v in variants.items()]) + "\n")
+    return toml
+
+
+def trials(db):
+    """(number, state, variant, seed) of every trial in an Optuna SQLite storage."""
+    with sqlite3.connect(db) as con:
+        rows = con.execute("""select t.number, t.state, a.key, a.value_json from trials t
+                              left join trial_user_attributes a on a.trial_id = t.trial_id
+                              and a.key in ('variant', 'seed')""").fetchall()
+    out = {}
+    for number, state, k, v in rows:
+        out.setdefault(number, {"state": state})[k] = json.loads(v) if v else None
+    return [(n, t["state"], t.get("variant"), t.get("seed")) for n, t in sorted(out.items())]
+
+
+def comparable(rows):
+    return {k: {f: v for f, v in r.items() if f not in VOLATILE} for k, r in rows.items()}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """`make study` of the smoke study (2 variants x 2 seeds of block 3, tiny runs), file storage."""
+    base = tmp_path_factory.mktemp("smoke")
+    toml = base / "smoke.toml"
+    shutil.copy(SMOKE, toml)
+    done = subprocess.run(["make", "--no-print-directory", "study", f"PY={sys.executable}",
+                           f"STUDY={toml}", "JOBS=2"], cwd=REPO, capture_output=True, text=True,
+                          timeout=900, env=ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return toml, done
+
+
+def test_make_study_records_every_variant_and_seed_exactly_once(smoke):
+    toml, done = smoke
+    lines = toml.with_suffix(".jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert sorted((r["variant"], r["seed"]) for r in rows) == [
+        ("Model_3", 1), ("Model_3", 2), ("stride2_first_conv", 1), ("stride2_first_conv", 2)]
+    for r in rows:
+        assert r["status"] == "complete" and len(r["test_acc"]) == 1 == len(r["test_loss"])
+        assert r["min_last5"] == r["test_acc"][-1] and 0 <= r["min_last5"] <= 100
+        assert r["params"]["train_limit"] == 300 and r["cpu_threads"] == 1
+        for key in ("device", "torch", "git_commit", "git_dirty", "inputs_sha256", "seconds",
+                    "n_params", "notebook"):
+            assert key in r, key
+    assert {r["model"] for r in rows} == {"Model_3", "Model_3_stride2"}
+    assert "[smoke] 4/4 runs complete, 0 failed" in done.stdout
+    assert [t[1] for t in trials(toml.parent / "build/smoke.db")] == ["COMPLETE"] * 4
+    assert len(list((toml.parent / "build/smoke").glob("*-seed*.ipynb"))) == 4  # executed notebooks
+
+
+def test_a_second_invocation_runs_nothing(smoke):
+    toml, _ = smoke
+    before = toml.with_suffix(".jsonl").read_bytes()
+    done = study_cmd("run", toml, "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    assert "4 recorded, 0 failed, 0 enqueued now" in done.stdout
+    assert toml.with_suffix(".jsonl").read_bytes() == before
+    assert len(trials(toml.parent / "build/smoke.db")) == 4
+
+
+def test_a_fresh_storage_skips_what_the_committed_results_hold(smoke, tmp_path):
+    toml, _ = smoke
+    copy = tmp_path / "smoke.toml"
+    shutil.copy(toml, copy)
+    shutil.copy(toml.with_suffix(".jsonl"), copy.with_suffix(".jsonl"))
+    done = study_cmd("run", copy)
+    assert done.returncode == 0 and "4 recorded, 0 failed, 0 enqueued now" in done.stdout
+
+
+def test_a_failing_variant_is_recorded_as_failed_while_the_others_complete(tmp_path):
+    toml = tiny_study(tmp_path, {"ok": "{}", "bad": "{fail = true}"})
+    done = study_cmd("run", toml, "--jobs", "2")
+    assert done.returncode != 0
+    assert "error: 2 run(s) failed: bad seed 1, bad seed 2" in done.stderr
+    rows = read_results(toml.with_suffix(".jsonl"))
+    assert {k: r["status"] for k, r in rows.items()} == {
+        ("ok", 1): "complete", ("ok", 2): "complete", ("bad", 1): "failed", ("bad", 2): "failed"}
+    assert "AssertionError: deliberate failure" in rows[("bad", 1)]["error"]
+    assert rows[("ok", 2)]["min_last5"] == pytest.approx(99.0 + 0.02 + 0.002)
+    again = study_cmd("run", toml)  # a failure is a result: not rerun unless asked
+    assert "2 recorded, 2 failed, 0 enqueued now" in again.stdout
+    retry = study_cmd("run", toml, "--retry-failed")
+    assert "2 recorded, 0 failed, 2 enqueued now" in retry.stdout and retry.returncode != 0
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_a_killed_or_interrupted_run_is_run_again_and_nothing_is_half_written(tmp_path, how):
+    """SIGKILL of the whole process group: a lost machine (its trial stays RUNNING until its
+    heartbeat is stale); SIGINT: Ctrl-C (its trial ends FAIL without a result)."""
+    started = tmp_path / "started"
+    toml = tiny_study(tmp_path, {"slow": f'{{pause = 120, started = "{started}"}}', "fast": "{}"},
+                      seeds=[1])
+    proc = subprocess.Popen([sys.executable, "-m", "lib.study", "run", str(toml), "--jobs", "1",
+                             "--heartbeat", "1"], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 180
+    while not started.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert started.exists(), "the slow run never started"
+    time.sleep(1)
+    os.killpg(proc.pid, getattr(signal, how))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    if how == "SIGINT":
+        assert "interrupted: completed runs are recorded" in err
+    results = toml.with_suffix(".jsonl")
+    if results.exists():  # only whole rows, and none for the stopped run
+        assert ("slow", 1) not in read_results(results)
+    assert not list(tmp_path.glob("build/tiny/*.ipynb"))  # no executed notebook of it either
+    done = study_cmd("run", toml, "--jobs", "1", "--heartbeat", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = read_results(results)
+    assert sorted(rows) == [("fast", 1), ("slow", 1)]
+    assert all(r["status"] == "complete" for r in rows.values())
+    states = [(state, variant) for _, state, variant, _ in trials(tmp_path / "build/tiny.db")]
+    assert states.count(("COMPLETE", "slow")) == 1 and ("FAIL", "slow") in states
+
+
+@pytest.mark.parametrize("change, message", [
+    ('{valeu = 2}', "variant 'v': unknown parameter 'valeu'; allowed: value, fail, pause, started"),
+    ('{seed = 2}', "variant 'v': unknown parameter 'seed'"),
+])
+def test_bad_variant_parameters_are_refused_before_anything_runs(tmp_path, change, message):
+    toml = tiny_study(tmp_path, {"v": change})
+    done = study_cmd("run", toml)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not toml.with_suffix(".jsonl").exists() and not (tmp_path / "build").exists()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("[variants]", '[variants]\nnope = {model_name = "Model_9"}'),
+     "variant 'nope': parameter model_name='Model_9' is unknown; allowed: Model_1, Model_2, Model_3"),
+    (("seeds = [1, 2]", "seeds = []"), "seeds=[] is invalid; allowed: a non-empty list"),
+    (("seeds = [1, 2]", "seeds = [1, 2]\nsedes = [3]"), "unknown key(s) sedes"),
+])
+def test_bad_study_definitions_are_one_line_errors(tmp_path, edit, message):
+    toml = tmp_path / "smoke.toml"
+    toml.write_text(SMOKE.read_text().replace(*edit))
+    done = study_cmd("run", toml)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not toml.with_suffix(".jsonl").exists()
+
+
+def test_an_unknown_study_and_an_unreachable_storage_are_one_line_errors(smoke):
+    toml, _ = smoke
+    before = toml.with_suffix(".jsonl").read_bytes()
+    done = study_cmd("run", "no_such_study")
+    assert done.returncode != 0 and "study 'no_such_study' not found" in done.stderr
+    assert "known studies: recipe" in done.stderr
+    done = study_cmd("run", toml, "--storage", "postgresql://nobody@127.0.0.1:9/none")
+    assert done.returncode != 0, done.stdout
+    assert done.stderr.startswith("error: storage 'postgresql://nobody@127.0.0.1:9/none' cannot be used:")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert toml.with_suffix(".jsonl").read_bytes() == before
+
+
+def test_two_workers_on_a_real_postgresql_server_run_each_trial_once(smoke, postgres, tmp_path):
+    """Two `run` commands (as on two machines), one worker each, on one PostgreSQL database:
+    every trial runs once, none is lost, and the results equal the file storage's."""
+    toml = tmp_path / "smoke.toml"
+    shutil.copy(SMOKE, toml)
+    cmd = [sys.executable, "-m", "lib.study", "run", str(toml), "--jobs", "1", "--storage", postgres]
+    first = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.time() + 120  # the second starts once the first has enqueued the grid
+    while time.time() < deadline and len(_trial_states(postgres)) < 4:
+        time.sleep(0.5)
+    second = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    outs = [p.communicate(timeout=900) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    assert "0 enqueued now" in outs[1][0]
+    finished = [line for out, _ in outs for line in out.splitlines() if "done ·" in line]
+    assert len(finished) == 4 and all(out.count("done ·") >= 1 for out, _ in outs), outs  # both worked
+    states = _trial_states(postgres)
+    assert sorted(states) == sorted([("COMPLETE", v, s) for v in ("Model_3", "stride2_first_conv")
+                                     for s in (1, 2)])
+    rows = read_results(toml.with_suffix(".jsonl"))
+    assert comparable(rows) == comparable(read_results(smoke[0].with_suffix(".jsonl")))
+
+
+def _trial_states(url):
+    import optuna
+    from lib.study import open_storage
+    try:
+        study = optuna.load_study(study_name="smoke", storage=open_storage(url))
+    except KeyError:  # not created yet
+        return []
+    return [(t.state.name, t.user_attrs.get("variant"), t.user_attrs.get("seed"))
+            for t in study.get_trials(deepcopy=False)]
+
