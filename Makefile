@@ -66,7 +66,8 @@ nbval: $(ENV) data  ## re-execute tests/reference/*.ipynb, compare outputs, then
 	TQDM_DISABLE=1 $(PY) -m pytest -q -p no:cacheprovider --nbval tests/reference tests/check_smoke_metrics.py \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-kernel-name python3
 
-reference: $(ENV) data  ## regenerate tests/reference/ (smoke runs); do it on purpose, then review the diff
+reference: $(ENV) data  ## regenerate tests/reference/ and the smoke study's record (smoke runs); do it on purpose, then review the diff
+	$(PY) -m lib.study run tests/studies/smoke.toml --rerun-stale
 	@for nb in $(NOTEBOOKS); do \
 	  TQDM_DISABLE=1 $(PY) -m lib.pipeline run $$nb --out $(SMOKE_DIR) --force $(SMOKE) || exit 1; done
 	mkdir -p tests/reference && cp $(SMOKE_DIR)/*.ipynb $(SMOKE_DIR)/*.metrics.json tests/reference/
@@ -83,8 +84,8 @@ postgres:  ## install PostgreSQL's server if it is missing (Debian, as root), fo
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
 	  else echo "error: PostgreSQL's server is missing: install it (Debian: apt-get install postgresql)" >&2; exit 1; fi
 
-bench: $(ENV) data  ## images/s: standard torchvision pipeline vs ours, ends with `ratio: X.XX`
-	$(PY) -m lib.bench
+bench: $(ENV) data  ## images/s: standard torchvision pipeline vs ours, ends with `ratio: X.XX` (ARGS=--study-workers: the studies runner's runs/hour with 1 vs 2 workers)
+	$(PY) -m lib.bench $(ARGS)
 
 clean:  ## remove build/ (smoke runs); keeps .venv, data/ and reports/
 	rm -rf build

@@ -11,11 +11,22 @@ the CPU, eager on a GPU: `lib.train.resolve_compile`), over standard: the median
 per-repeat ratios. Compiling happens in the warm-up steps and is timed separately.
 
     python -m lib.bench [--steps 60] [--repeats 3] [--batch-size 128] [--device auto]
+    python -m lib.bench --study-workers [--epochs 3]    # make bench ARGS=--study-workers
+
+`--study-workers` measures the studies runner instead: the same small study (block 3, seeds
+1-4, a few epochs, full data) run with 1 worker (all cores) and with 2 workers (half the cores
+each), one after the other in temporary folders; it prints runs per hour for each, measured
+and extrapolated to 15-epoch runs, and ends with `workers ratio: X` (2 workers over 1).
 """
 import argparse
+import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -131,13 +142,53 @@ def cpu_name():
         return platform.processor() or "unknown CPU"
 
 
+WORKERS_STUDY = """notebook = "notebooks/03_final.py"
+seeds = [1, 2, 3, 4]
+[defaults]
+epochs = {epochs}
+[variants]
+Model_3 = {{}}
+"""
+
+
+def study_workers(epochs, jobs_list=(1, 2)):
+    """Runs per hour of `python -m lib.study run` with N workers of cores/N threads each."""
+    from lib.study import read_results
+
+    cores = os.cpu_count() or 1
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    per_hour = {}
+    for jobs in jobs_list:
+        with tempfile.TemporaryDirectory() as tmp:
+            toml = Path(tmp) / "workers.toml"
+            toml.write_text(WORKERS_STUDY.format(epochs=epochs))
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "lib.study", "run", str(toml), "--jobs", str(jobs)],
+                           check=True, env=env, capture_output=True)
+            wall = time.perf_counter() - start
+            rows = list(read_results(toml.with_suffix(".jsonl")).values())
+        epoch = statistics.median(s for r in rows for s in r["epoch_seconds"][1:])  # 1: compiling
+        overhead = statistics.median(r["seconds"] - sum(r["epoch_seconds"][1:]) - epoch for r in rows)
+        per_hour[jobs] = 3600 * len(rows) / wall
+        full = 3600 * jobs / (overhead + 15 * epoch)
+        print(f"{jobs} worker(s) x {max(1, cores // jobs)} thread(s): {len(rows)} runs of {epochs} epochs "
+              f"in {wall:.0f} s = {per_hour[jobs]:.1f} runs/h; an epoch {epoch:.1f} s, "
+              f"{overhead:.0f} s a run besides its epochs -> about {full:.1f} runs/h of 15 epochs", flush=True)
+    print(f"workers ratio: {per_hour[jobs_list[-1]] / per_hour[jobs_list[0]]:.2f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lib.bench")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--study-workers", action="store_true", help="measure the studies runner instead")
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per run with --study-workers")
     args = ap.parse_args(argv)
+    if args.study_workers:
+        print(f"studies runner on {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}")
+        return study_workers(args.epochs)
     device = pick_device(args.device)
     torch.manual_seed(0)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
