@@ -113,11 +113,13 @@ def record_paths(ipynb, notebook, report):
 
 
 def render_html(ipynb, html):
-    """Code-free HTML of an executed notebook (prose, outputs and plots)."""
+    """Code-free HTML of an executed notebook (prose, outputs and plots, each with its alt
+    text: lib/templates/report)."""
     import nbformat
     from nbconvert import HTMLExporter
-    body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
-                           exclude_output_prompt=True).from_notebook_node(nbformat.read(ipynb, 4))
+    exporter = HTMLExporter(template_name="report", extra_template_basedirs=[str(REPO / "lib/templates")],
+                            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(ipynb, 4))
     html.write_text(body)
 
 

@@ -375,7 +375,7 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
                                         load_if_exists=True)
     done, failed, enqueued = enqueue_missing(study, storage_study, retry_failed, rerun_stale)
     cores = os.cpu_count() or 1
-    threads = max(1, cores // jobs)
+    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, cores // jobs))  # yours, if set
     print(f"[{study.name}] {len(study.variants)} variants x {len(study.seeds)} seeds = "
           f"{len(study.grid())} runs of {shown(study.notebook)}: {done} recorded, "
           f"{failed} failed, {enqueued} enqueued now; {jobs} worker(s) x {threads} thread(s); "

@@ -10,8 +10,8 @@ Exact: what does not depend on float arithmetic (model, parameter and MAC counts
 size, seeds, learning rates). Within a tolerance: losses and accuracies. The smoke runs train
 on 4,000 images for one epoch and test on 1,000, early on the learning curve where a little
 rounding moves a few test digits: between thread counts and kernel choices we measured
-differences of up to ACC_MEASURED percentage points and LOSS_MEASURED in loss (see the README's
-Tests section), so the tolerances are over twice that — and still far below what a real
+differences of up to ACC_MEASURED percentage points and LOSS_MEASURED in loss (see
+docs/tests.md), so the tolerances are over twice that — and still far below what a real
 regression moves (a model that does not train sits near 10 %, the smoke runs reach 60-78 %).
 """
 import ast
