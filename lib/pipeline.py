@@ -73,7 +73,7 @@ def data_files(nb, params):
     study = params.get("study", parse_value(notebook_parameters(nb).get("study", "None")))
     if not study:
         return []
-    toml = Path(study) if str(study).endswith(".toml") else REPO / "studies" / f"{study}.toml"
+    toml = REPO / study if str(study).endswith(".toml") else REPO / "studies" / f"{study}.toml"
     return [toml, toml.with_suffix(".jsonl")]
 
 

@@ -99,6 +99,8 @@ def load(name_or_path):
     path = Path(name_or_path)
     if path.suffix != ".toml":
         path = STUDIES / f"{name_or_path}.toml"
+    elif not path.is_absolute() and not path.exists():  # relative to the repo (a notebook's cwd)
+        path = REPO / path
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in STUDIES.glob("*.toml")))
         raise StudyError(f"study {name_or_path!r} not found ({path}); known studies: {known}")
