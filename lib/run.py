@@ -71,7 +71,8 @@ class RunInfo(dict):
 
     def _ipython_display_(self):  # IPython calls this instead of showing the dict
         from IPython.display import display
-        display(self.table(), self.parameters_table())
+        params = self.parameters_table()
+        display(self.table(), *([params] if len(params.columns) else []))
 
 
 class Run:

@@ -68,7 +68,9 @@ run.info()
 
 # %%
 print(f"{shown(definition.path)}: notebook {shown(definition.notebook)}, seeds {definition.seeds}, baseline {definition.baseline}")
-pd.DataFrame({"parameters": {v: p or "(the notebook's defaults)" for v, p in definition.variants.items()}})
+pd.DataFrame({"injected parameters": {
+    v: ", ".join(f"{k} = {x!r}" for k, x in p.items()) or "(none: the notebook's defaults)"
+    for v, p in definition.variants.items()}})
 
 # %% [markdown]
 # ## Result
