@@ -56,6 +56,7 @@ from lib.pipeline import shown
 from lib.run import Run
 from lib.study import inputs_hash, load, read_results
 
+pd.set_option("display.max_colwidth", None)  # parameters and commits in full
 run = Run("05_recipe", globals())
 definition = load(study)
 rows = list(read_results(definition.results).values())
