@@ -77,11 +77,38 @@ def data_files(nb, params):
     return [toml, toml.with_suffix(".jsonl")]
 
 
+def lib_modules(source, seen=None):
+    """The lib modules a piece of Python source imports, and the ones they import, by name
+    (`from lib import plots`, `from lib.run import Run`, `import lib.x`, inside functions too)."""
+    seen = set() if seen is None else seen
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module == "lib":
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lib."):
+            names = [node.module.split(".")[1]]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("lib.")]
+        for name in names:
+            path = REPO / "lib" / f"{name}.py"
+            if name not in seen and path.exists():
+                seen.add(name)
+                lib_modules(path.read_text(), seen)
+    return seen
+
+
 def inputs_key(py_path, params, data=()):
-    """sha256 over what a report depends on: the notebook, lib/*.py, requirements, parameters,
-    and the `data` files it reads."""
+    """sha256 over what a report depends on: the notebook, the lib modules it imports (and
+    theirs), this module and the report template (they write the report), requirements,
+    parameters, and the `data` files it reads. A block does not import lib.study: changing
+    the studies runner leaves the blocks' reports up to date."""
+    import jupytext
+
+    code = "\n".join(c.source for c in jupytext.read(py_path).cells if c.cell_type == "code")
+    modules = [REPO / "lib" / f"{m}.py" for m in sorted(lib_modules(code) | {"pipeline"})]
+    template = sorted((REPO / "lib/templates").rglob("*.*"))
     h = hashlib.sha256()
-    for path in [py_path, REPO / "requirements.txt", *sorted((REPO / "lib").glob("*.py"))]:
+    for path in [py_path, REPO / "requirements.txt", *modules, *template]:
         h.update(path.name.encode() + b"\0" + Path(path).read_bytes())
     for path in map(Path, data):
         h.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"(missing)"))

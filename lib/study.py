@@ -179,7 +179,7 @@ def inputs_hash(study, params):
 # --- the storage --------------------------------------------------------------------------
 def open_storage(url, heartbeat=30):
     """Optuna's RDB storage at `url` (sqlite:///file, postgresql://...), with heartbeats:
-    a trial whose worker sends none for 2 x `heartbeat` s is failed and enqueued again."""
+    a trial whose worker sends none for 5 x `heartbeat` s is failed and enqueued again."""
     import optuna
     import sqlalchemy
 
@@ -191,7 +191,7 @@ def open_storage(url, heartbeat=30):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         return optuna.storages.RDBStorage(
-            url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+            url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=5 * heartbeat,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback())
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
@@ -218,14 +218,20 @@ def recorded(study, storage_study):
 
     rows = read_results(study.results)
     best = {}
+
+    def rank(t):  # the current parameters first, then a complete run, then the later trial
+        return (t.user_attrs["row"]["params"] == study.variants.get(key(t)[0]),
+                t.state == TrialState.COMPLETE, t.number)
+
     for t in storage_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
         if "row" not in t.user_attrs:  # stopped from outside, or its worker died: no result
             continue
-        k = key(t)
-        # a complete run beats a failed one; among equals the later trial
-        if k not in best or (t.state == TrialState.COMPLETE) >= (best[k].state == TrialState.COMPLETE):
-            best[k] = t
-    rows.update({k: t.user_attrs["row"] for k, t in best.items()})
+        if key(t) not in best or rank(t) > rank(best[key(t)]):
+            best[key(t)] = t
+    for k, t in best.items():
+        old = rows.get(k)
+        if old is None or old["params"] != study.variants.get(k[0]) or rank(t)[0]:
+            rows[k] = t.user_attrs["row"]
     return rows
 
 
@@ -235,8 +241,11 @@ def export(study, storage_study):
     order = {v: i for i, v in enumerate(study.variants)}
     rows = sorted(rows.values(), key=lambda r: (order.get(r["variant"], len(order)), r["variant"], r["seed"]))
     tmp = study.results.with_suffix(f".jsonl.{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    os.replace(tmp, study.results)
+    try:
+        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        os.replace(tmp, study.results)
+    finally:
+        tmp.unlink(missing_ok=True)
     return rows
 
 
@@ -288,17 +297,23 @@ def objective(study, trial, where):
 
     if "variant" not in trial.user_attrs:  # the queue emptied under us: not one of ours
         raise optuna.TrialPruned()
-    k = key(trial)
+    k, params = key(trial), trial.user_attrs["params"]
+    if study.variants.get(k[0]) != params or k[1] not in study.seeds:
+        trial.set_user_attr("outdated", True)  # enqueued before the study's definition changed
+        raise optuna.TrialPruned()
+    today = inputs_hash(study, params)
     for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-        if key(other) == k and other.number < trial.number and (
-                other.state == TrialState.COMPLETE or other.user_attrs.get("params") == trial.user_attrs["params"]):
+        row = other.user_attrs.get("row") or {}
+        done = other.state == TrialState.COMPLETE and row.get("params") == params \
+            and row.get("inputs_sha256") == today
+        running = other.state == TrialState.RUNNING and other.number < trial.number \
+            and other.user_attrs.get("params") == params
+        if key(other) == k and (done or running):
             trial.set_user_attr("duplicate_of", other.number)  # enqueued twice (two `run`s at once)
             raise optuna.TrialPruned()
     variant, seed = k
-    params = trial.user_attrs["params"]
     row = {"study": study.name, "variant": variant, "seed": seed, "params": params,
-           "notebook": shown(study.notebook), "trial": trial.number,
-           "inputs_sha256": inputs_hash(study, params), **where}
+           "notebook": shown(study.notebook), "trial": trial.number, "inputs_sha256": today, **where}
     start = time.perf_counter()
     try:
         record = execute(study.notebook, study.runs_dir, {**params, "seed": seed},
@@ -332,7 +347,7 @@ def work(study, url, jobs, heartbeat, max_runs=None):
     import optuna
     from optuna.trial import TrialState
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: in the row, and at the end
     storage_study = optuna.load_study(study_name=study.name, storage=open_storage(url, heartbeat))
     where, total, started = provenance(), len(study.grid()), time.perf_counter()
     ran = []
@@ -344,8 +359,14 @@ def work(study, url, jobs, heartbeat, max_runs=None):
                 return
             time.sleep(min(heartbeat, 5))  # another worker's run: wait for it, or for its heartbeat to stop
             continue
-        storage_study.optimize(lambda t: ran.append(t.number) or objective(study, t, where),
-                               n_trials=1, catch=(RunFailed,))
+        try:
+            storage_study.optimize(lambda t: ran.append(t.number) or objective(study, t, where),
+                                   n_trials=1, catch=(RunFailed,))
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:
+            # our trial was failed as stale (a suspended machine?) and is enqueued again
+            print(f"[{study.name}] trial {ran[-1] if ran else '?'} was taken from this worker "
+                  f"({type(e).__name__}); going on", flush=True)
+            continue
         trial = next((t for t in storage_study.get_trials(deepcopy=False) if t.number == ran[-1]), None)
         rows = export(study, storage_study)
         if trial is not None and trial.state != TrialState.PRUNED:
@@ -390,8 +411,11 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
     try:
         codes = [w.wait() for w in workers]
     except KeyboardInterrupt:
-        for w in workers:
-            w.send_signal(signal.SIGTERM)  # SIGINT may be ignored (a job started with &)
+        for w in workers:  # Ctrl-C reached them too; a job started with & ignores SIGINT
+            try:
+                w.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                w.send_signal(signal.SIGTERM)
         for w in workers:
             w.wait()
         export(study, storage_study)
@@ -447,6 +471,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        if args.max_runs is not None and args.max_runs < 1:
+            raise StudyError(f"--max-runs={args.max_runs} is invalid; allowed: an integer >= 1")
         if args.jobs < 1:
             raise StudyError(f"--jobs={args.jobs} is invalid; allowed: an integer >= 1")
         if args.heartbeat < 1:
@@ -465,6 +491,8 @@ def main(argv=None):
     except StudyError as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
+        if args.command == "work":
+            sys.exit(130)  # `run` says it, once
         sys.exit("interrupted: completed runs are recorded; run the command again to resume")
 
 

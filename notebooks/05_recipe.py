@@ -33,7 +33,10 @@
 # points) is the test set's own sampling noise, so one run against another says little.
 # Each variant is compared with the baseline **paired on the same seeds**: the difference per
 # seed, its mean and a 95 % t-interval. A variant is *better* or *worse* only where that
-# interval excludes zero; otherwise the two are within the noise. A row whose code changed
+# interval excludes zero; otherwise the two are within the noise. Each interval alone is wrong
+# one time in twenty, so among eight variants one spurious verdict is no surprise (about one
+# study in three has one): a verdict whose interval barely clears zero wants more seeds before
+# anything is built on it. A row whose code changed
 # since it ran (the notebook, `lib/data.py`, `lib/train.py` or its model class; its inputs hash
 # differs) is marked stale.
 #
@@ -85,6 +88,7 @@ for r in rows:
                                               or r["params"] != definition.variants[r["variant"]])
 df = compare.runs_frame(rows, definition.variants)
 failed = [r for r in rows if r["status"] == "failed"]
+assert len(df), f"no complete run in {shown(definition.results)} yet: make study STUDY={study}"
 table = compare.variant_table(df, definition.baseline)
 missing = {v: len(definition.seeds) - int(table.runs.get(v, 0)) for v in definition.variants}
 print(f"{len(df)} complete runs of {len(definition.grid())} ({len(failed)} failed, "
