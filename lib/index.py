@@ -71,7 +71,7 @@ def result(m):
     """What a notebook's run came to, in one cell: a block's worst of its last 5 epochs; the
     seeds study as a distribution over seeds; a study notebook as what its record holds."""
     if "study" in m:
-        return (f"study `{m['study']}`: {m['n_runs']} of {m['grid']} runs recorded"
+        return (f"study {m['study']}: {m['n_runs']} of {m['grid']} runs recorded"
                 + (f", {m['stale']} stale" if m.get("stale") else "")
                 + "; per variant mean, worst and the difference to the baseline, paired")
     worst = {seed: summarize(h)["min_last5"] for seed, h in runs_of(m)}
@@ -128,6 +128,7 @@ th, td {{ padding: 0.4em 0.7em; border-bottom: 1px solid #ddd; text-align: right
 th {{ background: #f3f3f3; }}
 td {{ white-space: nowrap; }}
 .device {{ white-space: normal; display: inline-block; min-width: 9em; }}
+.result {{ white-space: normal; display: inline-block; min-width: 16em; max-width: 24em; }}
 td:first-child, th:first-child {{ text-align: left; }}
 img {{ max-width: 100%; }}
 .missed {{ color: #b00; }}
@@ -157,6 +158,8 @@ def html_page(df, commits):
                       for s in df["notebook"]]
     df["target met"] = df["target met"].replace("MISSED", '<strong class="missed">MISSED</strong>')
     df["device"] = [f'<span class="device">{d}</span>' for d in df["device"]]  # may wrap
+    result = next(c for c in df.columns if c.startswith("worst of the last 5"))
+    df[result] = [f'<span class="result">{r}</span>' for r in df[result]]
     return PAGE.format(table=df.to_html(index=False, escape=False, border=0),
                        commits=html.escape(commits))
 
