@@ -46,7 +46,9 @@ def runs_frame(rows, variants=None):
     df = pd.DataFrame([r for r in rows if r["status"] == "complete"])
     if variants is not None and len(df):
         df = df[df.variant.isin(variants)]
-        df["variant"] = pd.Categorical(df.variant, categories=list(variants), ordered=True)
+        present = set(df.variant)  # in study order, and only those with a run (figure rows)
+        df["variant"] = pd.Categorical(df.variant, categories=[v for v in variants if v in present],
+                                       ordered=True)
     return df.sort_values(["variant", "seed"]) if len(df) else df
 
 
