@@ -18,7 +18,8 @@ def _number(name, value, kind, low, high=None, low_open=False):
 
 
 NAMES = ("model_name", "epochs", "batch_size", "lr", "seed", "seeds", "device", "train_limit",
-         "test_limit", "rotation", "dropout", "weight_decay", "ema_decay", "torch_compile", "out_dir")
+         "test_limit", "rotation", "dropout", "weight_decay", "ema_decay", "muon_lr", "bn_recompute",
+         "torch_compile", "out_dir")
 
 
 def pick_params(namespace):
@@ -35,7 +36,7 @@ def check_params(p):
         "epochs": (int, 1, 1000), "batch_size": (int, 1, 60_000), "seed": (int, 0, 2**32 - 1),
         "train_limit": (int, 1, 60_000), "test_limit": (int, 1, 10_000),
         "rotation": (float, 0, 180), "dropout": (float, 0, 0.9), "weight_decay": (float, 0, 0.1),
-        "ema_decay": (float, 0, 0.9999),
+        "ema_decay": (float, 0, 0.9999), "muon_lr": (float, 0, 10), "bn_recompute": (int, 0, 60_000),
     }
     for name, (kind, low, high) in rules.items():
         if name in p and not (name.endswith("_limit") and p[name] is None):

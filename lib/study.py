@@ -155,7 +155,8 @@ def check(study):
 
 def inputs_hash(study, params):
     """sha256 over the code one run executes: the notebook's code cells (not its prose),
-    lib/data.py and lib/train.py, the model's class (and the conv helper), the pinned
+    lib/data.py and lib/train.py, the model's class, its base classes and the classes of its
+    layers from lib/models.py (and the conv helpers), the pinned
     requirements, and its parameters. A row whose hash differs from today's ran other code:
     it is stale."""
     import jupytext
@@ -170,7 +171,10 @@ def inputs_hash(study, params):
             h.update(cell.source.encode() + b"\0")
     for path in (REPO / "lib/data.py", REPO / "lib/train.py", REPO / "requirements.txt"):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
-    for obj in (models.conv, model):
+    ours = lambda cls: cls.__module__ == models.__name__
+    used = {models.conv, models.separable, *filter(ours, model.__mro__),
+            *(type(m) for m in model().modules() if ours(type(m)))}
+    for obj in sorted(used, key=lambda o: o.__qualname__):
         h.update(inspect.getsource(obj).encode())
     h.update(json.dumps(params, sort_keys=True).encode())
     return h.hexdigest()

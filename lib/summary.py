@@ -39,7 +39,8 @@ def layer_table(model, input_size=(1, 1, 28, 28)):
 
 def _geometry(m, in_shape):
     """(kernel, stride, padding) of a layer that changes the receptive field, else None."""
-    if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+    if all(hasattr(m, a) for a in ("kernel_size", "stride", "padding")):  # convs, pools, BlurPool
+        # a k x 1 or 1 x k kernel counts by its height (its 1 x k partner follows it)
         k, s, p = (v if isinstance(v, int) else v[0] for v in (m.kernel_size, m.stride, m.padding))
         return k, s, p
     if isinstance(m, nn.AdaptiveAvgPool2d):  # global pooling: one window over the whole map

@@ -178,14 +178,67 @@ def mnist_batches(batch_size, device, train_limit=None, test_limit=None, rotatio
     return train, test
 
 
-def one_cycle(model, lr, epochs, steps_per_epoch, weight_decay=0.0):
+def one_cycle(model, lr, epochs, steps_per_epoch, weight_decay=0.0, muon_lr=0.0):
     """SGD (momentum 0.9) with a one-cycle schedule stepped every batch: 20 % warm-up from
-    lr/10 to lr, then a cosine anneal to lr/1000. Returns (optimizer, scheduler)."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch,
-        pct_start=0.2, div_factor=10, final_div_factor=100)
-    return optimizer, scheduler
+    lr/10 to lr, then a cosine anneal to lr/1000. Returns (optimizer, scheduler).
+
+    With `muon_lr` > 0, Muon (`torch.optim.Muon`, peak lr `muon_lr`, the same schedule) updates
+    the weights of every conv but the classifier instead, each as its (out, in*k*k) matrix;
+    SGD keeps BatchNorm and the classifier. Muon's weight decay is decoupled (w *= 1 - lr*wd):
+    it gets `weight_decay * lr / muon_lr`, so both shrink their weights alike per step."""
+    convs = [p for p in model.parameters() if p.ndim == 4][:-1] if muon_lr else []
+    rest = [p for p in model.parameters() if all(p is not c for c in convs)]
+    sgd = torch.optim.SGD(rest, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    optimizers = [sgd] + ([MatrixMuon(convs, muon_lr, weight_decay * lr / muon_lr)] if convs else [])
+    schedulers = [torch.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=o.param_groups[0]["lr"], epochs=epochs, steps_per_epoch=steps_per_epoch,
+        pct_start=0.2, div_factor=10, final_div_factor=100) for o in optimizers]
+    return (sgd, schedulers[0]) if len(optimizers) == 1 else (Together(optimizers), Together(schedulers))
+
+
+class MatrixMuon(torch.optim.Muon):
+    """Muon over conv weights: it takes 2-D parameters only, so it is given a matrix view of
+    each weight, one row per output channel, which shares the weight's memory, and that view's
+    gradient. A channels-last weight's rows are ordered (k, k, in), not (in, k, k): a
+    permutation of the columns, which changes nothing in Muon's orthogonalised update."""
+
+    def __init__(self, weights, lr, weight_decay):
+        self.views = [(w, *matrix_view(w.detach())) for w in weights]
+        super().__init__([flat for _, flat, _ in self.views], lr=lr, weight_decay=weight_decay)
+
+    def step(self, closure=None):
+        for w, flat, order in self.views:
+            flat.grad = None if w.grad is None else w.grad.permute(order).reshape(flat.shape)
+        return super().step(closure)
+
+
+def matrix_view(weight):
+    """(a view of `weight` as an (out, in*k*k) matrix in its own memory order, the dim order)."""
+    for order in ((0, 1, 2, 3), (0, 2, 3, 1)):  # contiguous, channels-last
+        try:
+            return weight.permute(order).view(len(weight), -1), order
+        except RuntimeError:
+            continue
+    raise ValueError(f"no matrix view of a weight with strides {weight.stride()}")
+
+
+class Together:
+    """Optimizers (or schedulers) stepped as one; `param_groups` are the first's, then the rest."""
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    @property
+    def param_groups(self):
+        return [g for part in self.parts for g in part.param_groups]
+
+    def zero_grad(self, set_to_none=True):
+        for part in self.parts:
+            part.zero_grad(set_to_none)
+
+    def step(self):
+        for part in self.parts:
+            part.step()
 
 
 # --- loops --------------------------------------------------------------------------------
@@ -224,6 +277,26 @@ def train_epoch(model, batches, optimizer, scheduler=None, per_batch=False, desc
 
 
 @torch.no_grad()
+def recompute_bn(model, batches, images):
+    """Set `model`'s BatchNorm statistics to those of its own activations on the first
+    `images` training images, un-augmented (a cumulative average, as SWA does), instead of the
+    running averages collected while the weights moved. Draws no random numbers."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    was_training = model.training
+    model.train()
+    for start in range(0, images, 1000):
+        x = batches.x[start:min(start + 1000, images)]
+        model.forward((x - MEAN) / STD)  # forward(): eager, also where the model is compiled
+    for bn, momentum in zip(bns, momenta):
+        bn.momentum = momentum
+    model.train(was_training)
+
+
+@torch.no_grad()
 def evaluate(model, batches, keep_predictions=False):
     """Mean loss and accuracy % on `batches` (and the predictions, if asked)."""
     model.eval()
@@ -241,11 +314,13 @@ def evaluate(model, batches, keep_predictions=False):
 
 
 def fit(model, train, test, epochs, optimizer, scheduler=None, per_batch=False, ema=None,
-        compile=False, log=print):
+        compile=False, bn_recompute=0, log=print):
     """Train for `epochs`; returns the history, one dict per epoch, accuracies in percent.
 
     `scheduler` steps once per batch if `per_batch` (OneCycleLR), else once per epoch.
-    With `ema` (from `ema_of`), the test figures are those of the averaged model.
+    With `ema` (from `ema_of`), the test figures are those of the averaged model; with
+    `bn_recompute` > 0, its BatchNorm statistics are recomputed on that many un-rotated
+    training images before each test (`recompute_bn`).
     With `compile`, the model (and the EMA copy) are compiled in place first; epoch 1's time
     then includes compiling (seconds when torch's on-disk cache already has the kernels).
     """
@@ -260,6 +335,8 @@ def fit(model, train, test, epochs, optimizer, scheduler=None, per_batch=False, 
                                             desc=f"epoch {epoch}/{epochs}", ema=ema)
         if scheduler is not None and not per_batch:
             scheduler.step()
+        if bn_recompute:
+            recompute_bn(model if ema is None else ema.module, train, bn_recompute)
         test_loss, test_acc = evaluate(model if ema is None else ema, test)
         row = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
                    test_loss=test_loss, test_acc=test_acc,

@@ -66,6 +66,8 @@ rotation = 7.0      # random rotation of each training image, ± degrees
 dropout = 0.0
 weight_decay = 1e-4
 ema_decay = 0.999  # test the moving average of the weights; 0: the weights themselves
+muon_lr = 0.0      # > 0: Muon at this peak lr for the conv weights (SGD for the rest)
+bn_recompute = 0   # > 0: BatchNorm statistics recomputed on this many training images before each test
 torch_compile = "auto"  # "auto": on the CPU if a C++ compiler is found; True; False
 out_dir = "reports"
 
@@ -106,10 +108,10 @@ show(model, model_name)
 # Train accuracy is the live model's (with augmentation); test figures are the moving average's.
 
 # %%
-optimizer, scheduler = one_cycle(model, lr, epochs, len(train), weight_decay)
+optimizer, scheduler = one_cycle(model, lr, epochs, len(train), weight_decay, muon_lr)
 ema = ema_of(model, ema_decay) if ema_decay else None
 history = fit(model, train, test, epochs, optimizer, scheduler, per_batch=True, ema=ema,
-              compile=run.compile)
+              compile=run.compile, bn_recompute=bn_recompute)
 
 # %%
 plots.curves(history, model_name)

@@ -42,6 +42,8 @@ rotation = 7.0
 dropout = 0.0
 weight_decay = 1e-4
 ema_decay = 0.999  # test the moving average of the weights; 0: the weights themselves
+muon_lr = 0.0      # > 0: Muon at this peak lr for the conv weights (SGD for the rest)
+bn_recompute = 0   # > 0: BatchNorm statistics recomputed on this many training images before each test
 torch_compile = "auto"  # "auto": on the CPU if a C++ compiler is found; True; False
 out_dir = "reports"
 
@@ -68,10 +70,10 @@ for seed in seeds:
     seed_everything(seed)
     train, test = mnist_batches(batch_size, run.device, train_limit, test_limit, rotation, seed)
     model = MODELS[model_name](dropout=dropout).to(run.device, memory_format=torch.channels_last)
-    optimizer, scheduler = one_cycle(model, lr, epochs, len(train), weight_decay)
+    optimizer, scheduler = one_cycle(model, lr, epochs, len(train), weight_decay, muon_lr)
     ema = ema_of(model, ema_decay) if ema_decay else None
     history = fit(model, train, test, epochs, optimizer, scheduler, per_batch=True, ema=ema,
-                  compile=run.compile)
+                  compile=run.compile, bn_recompute=bn_recompute)
     runs.append({"seed": seed, "history": history})
 params = count_params(model)
 

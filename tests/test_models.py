@@ -64,3 +64,24 @@ def test_macs_of_the_seed_model():
     convs = 288 * 676 + 256 * 676 + 720 * 576 + 1440 * 144 + 160 * 144 + 900 * 100 \
         + 1440 * 64 + 2304 * 36 + 160
     assert macs_per_image(Model_1()) == convs + 236
+
+
+def test_candidates_change_what_their_names_say():
+    shared = MODELS["Model_3_shared_conv"]()
+    assert shared.block2[1][0].weight is shared.block2[2][0].weight  # one weight, used twice
+    assert count_params(shared) == count_params(MODELS["Model_3"]()) + 32  # + one BatchNorm
+    convs = layer_table(shared).query("type == 'Conv2d'")
+    assert convs.output.tolist()[2:5] == [(16, 9, 9), (16, 9, 9), (16, 7, 7)]
+    assert count_params(MODELS["Model_3_dw_head"]()) == 7912 + 72
+    assert count_params(MODELS["Model_3_maxavg_head"]()) == 7912 + 80
+    assert layer_table(MODELS["Model_3_separable"]()).type.tolist().count("Conv2d") == 9
+    blur = MODELS["Model_3_blurpool"]()
+    assert count_params(blur) == 7912
+    assert layer_table(blur).set_index("layer").loc["pool.1", "output"] == (8, 11, 11)
+
+
+def test_blurpool_keeps_a_flat_image_flat_and_halves_the_map():
+    from lib.models import BlurPool
+
+    out = BlurPool(3)(torch.full((1, 3, 21, 21), 2.0))
+    assert out.shape == (1, 3, 11, 11) and torch.allclose(out, torch.full_like(out, 2.0))

@@ -131,3 +131,54 @@ def test_compiled_code_that_fails_the_self_check_is_not_used(monkeypatch, broken
             train.resolve_compile(True, cpu)
     finally:
         train.cpu_compile_self_check.cache_clear()
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_muon_updates_each_conv_weight_as_its_matrix_and_sgd_the_rest(memory_format):
+    from lib.train import Together
+
+    torch.manual_seed(0)
+    model = Model_2().to(memory_format=memory_format)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer, scheduler = one_cycle(model, 0.1, 1, 10, weight_decay=1e-4, muon_lr=0.02)
+    assert isinstance(optimizer, Together) and isinstance(scheduler, Together)
+    sgd, muon = optimizer.parts
+    convs = [n for n, p in model.named_parameters() if p.ndim == 4]
+    assert len(muon.views) == len(convs) - 1  # every conv but the classifier ("head")
+    assert {id(p) for g in sgd.param_groups for p in g["params"]} == \
+        {id(p) for n, p in model.named_parameters() if p.ndim != 4 or n == "head.weight"}
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    F.nll_loss(model(x), y).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    lr_muon = muon.param_groups[0]["lr"]  # the schedule's first value: muon_lr / 10
+    optimizer.step()
+    # Muon by hand on the (out, in*k*k) matrices: the same numbers, written into the conv weights
+    want = torch.optim.Muon([before[n].reshape(len(before[n]), -1).clone().requires_grad_()
+                             for n in convs[:-1]], lr=lr_muon, weight_decay=1e-4 * 0.1 / 0.02)
+    for p, n in zip(want.param_groups[0]["params"], convs[:-1]):
+        p.grad = grads[n].reshape(p.shape)
+    want.param_groups[0]["momentum"] = muon.param_groups[0]["momentum"]
+    want.step()
+    for p, n in zip(want.param_groups[0]["params"], convs[:-1]):
+        got = dict(model.named_parameters())[n]
+        assert torch.allclose(got.detach().reshape(p.shape), p.detach(), atol=1e-6), n
+        assert got.stride() == before[n].stride()  # still in its memory format
+    head = dict(model.named_parameters())["head.weight"]
+    assert not torch.equal(head, before["head.weight"])  # SGD moved the classifier too
+
+
+def test_bn_statistics_recomputed_are_those_of_the_images_and_draw_no_random_numbers():
+    from lib.train import recompute_bn
+
+    train, _ = mnist_batches(64, "cpu", train_limit=300, test_limit=10, seed=0)
+    model = Model_2().eval()
+    bn = model.block1[0][1]
+    bn.running_mean.fill_(5.0)
+    rng, gen = torch.get_rng_state(), train.generator.get_state()
+    recompute_bn(model, train, 250)
+    assert torch.equal(torch.get_rng_state(), rng) and torch.equal(train.generator.get_state(), gen)
+    with torch.no_grad():
+        first = model.block1[0][0]((train.x[:250] - MEAN) / STD)
+    assert torch.allclose(bn.running_mean, first.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(bn.running_var, first.var((0, 2, 3)), rtol=1e-3)
+    assert bn.momentum == 0.1 and not model.training  # as they were
