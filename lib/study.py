@@ -13,6 +13,10 @@ A study is a file `studies/<name>.toml` (or a path to one):
     [variants]                           # name = the parameters it injects
     Model_3 = {}
     wd_0 = {weight_decay = 0.0}
+    [stop_early]                         # optional: stop a clear loser (see `stopped`)
+    after = 4                            # paired seeds it is judged on
+    below = -0.05                        # stopped if its mean difference is below this and
+    variants = ["wd_0"]                  # its 95 % interval excludes zero (default: all)
 
 Each (variant, seed) is one Optuna trial, enqueued with its parameters as user attributes;
 its value is the run's worst test accuracy over the last 5 epochs. `run` enqueues what is
@@ -73,6 +77,7 @@ class Study:
     seeds: list
     baseline: str
     variants: dict  # name -> the parameters it injects (defaults included)
+    stop_early: dict = None  # {after, below, variants} or None
 
     @property
     def results(self):
@@ -108,10 +113,10 @@ def load(name_or_path):
         spec = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise StudyError(f"{path}: not valid TOML ({e})") from None
-    unknown = set(spec) - {"notebook", "seeds", "baseline", "defaults", "variants"}
+    unknown = set(spec) - {"notebook", "seeds", "baseline", "defaults", "variants", "stop_early"}
     if unknown:
         raise StudyError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
-                         "notebook, seeds, baseline, defaults, variants")
+                         "notebook, seeds, baseline, defaults, variants, stop_early")
     seeds = spec.get("seeds")
     if not (isinstance(seeds, list) and seeds and all(type(s) is int and s >= 0 for s in seeds)
             and len(set(seeds)) == len(seeds)):
@@ -129,9 +134,58 @@ def load(name_or_path):
         raise StudyError(f"{path}: notebook={spec.get('notebook')!r} does not exist")
     defaults = spec.get("defaults", {})
     study = Study(path.stem, path, notebook, seeds, baseline,
-                  {v: {**defaults, **p} for v, p in variants.items()})
+                  {v: {**defaults, **p} for v, p in variants.items()},
+                  stop_rule(path, spec.get("stop_early"), variants, baseline, len(seeds)))
     check(study)
     return study
+
+
+def stop_rule(path, rule, variants, baseline, n_seeds):
+    """The [stop_early] table, checked: {after, below, variants}, or None."""
+    if rule is None:
+        return None
+    where = f"{path}: stop_early"
+    if not isinstance(rule, dict) or set(rule) - {"after", "below", "variants"}:
+        raise StudyError(f"{where}={rule!r} is invalid; allowed keys: after, below, variants")
+    after, below = rule.get("after"), rule.get("below")
+    if not (type(after) is int and 2 <= after < n_seeds):
+        raise StudyError(f"{where}.after={after!r} is invalid; allowed: an integer >= 2 and "
+                         f"below the number of seeds ({n_seeds})")
+    if not (type(below) in (int, float) and below <= 0):
+        raise StudyError(f"{where}.below={below!r} is invalid; allowed: a number <= 0 (points)")
+    names = rule.get("variants", [v for v in variants if v != baseline])
+    bad = [v for v in names if v not in variants or v == baseline] if isinstance(names, list) else [names]
+    if bad:
+        raise StudyError(f"{where}.variants: {bad[0]!r} is not a variant other than the baseline; "
+                         "allowed: " + ", ".join(v for v in variants if v != baseline))
+    return {"after": after, "below": float(below), "variants": names}
+
+
+def stopped(study, rows):
+    """{variant: why} for the variants the study's stop_early rule stops: judged once, on the
+    first `after` seeds on which it and the baseline both have a complete run of today's code,
+    it is stopped when its mean paired difference is below `below` points and the 95 %
+    t-interval of that difference lies below zero. Its remaining seeds are not run."""
+    from lib import compare
+
+    rule = study.stop_early
+    if not rule:
+        return {}
+    today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
+    value = {key(r): r["min_last5"] for r in rows.values() if r["status"] == "complete"
+             and r["params"] == study.variants.get(r["variant"])
+             and r.get("inputs_sha256") == today.get(r["variant"])}
+    why = {}
+    for variant in rule["variants"]:
+        seeds = [s for s in study.seeds if (variant, s) in value and (study.baseline, s) in value]
+        if len(seeds) < rule["after"]:
+            continue
+        diff = [value[variant, s] - value[study.baseline, s] for s in seeds[:rule["after"]]]
+        mean, half = compare.interval(diff)
+        if mean < rule["below"] and mean + half < 0:
+            why[variant] = (f"stopped after {rule['after']} seeds: {mean:+.3f} points against "
+                            f"{study.baseline} (95 % interval {mean - half:+.3f} … {mean + half:+.3f})")
+    return why
 
 
 def check(study):
@@ -256,28 +310,33 @@ def export(study, storage_study):
 def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False):
     """Enqueue every (variant, seed) with no result for its current parameters (and, with
     `rerun_stale`, for today's code) and no trial waiting or running.
-    Returns (done, failed, enqueued) counts."""
+    A variant stopped early (`stopped`) gets no more runs.
+    Returns (done, failed, enqueued, stopped) counts; stopped: runs not needed."""
     from optuna.trial import TrialState
 
     rows = recorded(study, storage_study)
+    stop = stopped(study, rows)
     if rerun_stale:
         today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
         rows = {k: r for k, r in rows.items() if r.get("inputs_sha256") == today.get(k[0])}
     pending = {key(t): t.user_attrs.get("params") for t in storage_study.get_trials(
         deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))}
-    done = failed = enqueued = 0
+    done = failed = enqueued = skipped = 0
     for variant, seed in study.grid():
         params, row = study.variants[variant], rows.get((variant, seed))
         if row and row["params"] == params and (row["status"] == "complete" or not retry_failed):
             done += row["status"] == "complete"
             failed += row["status"] == "failed"
             continue
+        if variant in stop:
+            skipped += 1
+            continue
         if pending.get((variant, seed)) == params:
             continue
         storage_study.enqueue_trial({}, user_attrs={"variant": variant, "seed": seed, "params": params},
                                     skip_if_exists=False)
         enqueued += 1
-    return done, failed, enqueued
+    return done, failed, enqueued, skipped
 
 
 # --- one worker ---------------------------------------------------------------------------
@@ -315,6 +374,10 @@ def objective(study, trial, where):
         if key(other) == k and (done or running):
             trial.set_user_attr("duplicate_of", other.number)  # enqueued twice (two `run`s at once)
             raise optuna.TrialPruned()
+    why = stopped(study, recorded(study, trial.study)).get(k[0])
+    if why:  # enqueued before its variant was stopped
+        trial.set_user_attr("stopped_early", why)
+        raise optuna.TrialPruned()
     variant, seed = k
     row = {"study": study.name, "variant": variant, "seed": seed, "params": params,
            "notebook": shown(study.notebook), "trial": trial.number, "inputs_sha256": today, **where}
@@ -381,6 +444,8 @@ def report_progress(study, rows, total, jobs, started, trial):
     """One line per finished run: done / total, failed, that run, an ETA."""
     ok = [r for r in rows if r["status"] == "complete" and (r["variant"], r["seed"]) in set(study.grid())]
     failed = sum(r["status"] == "failed" for r in rows)
+    stop, have = stopped(study, {key(r): r for r in rows}), {key(r) for r in rows}
+    total -= sum(v in stop and (v, s) not in have for v, s in study.grid())  # not needed
     left = total - len(ok) - failed
     row = (trial.user_attrs.get("row") if trial else None) or {}
     what = (f"{row['variant']} seed {row['seed']}: " + (f"{row['min_last5']:.2f} %" if row["status"] == "complete"
@@ -400,12 +465,14 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
     storage = open_storage(url, heartbeat)
     storage_study = optuna.create_study(study_name=study.name, storage=storage, direction="maximize",
                                         load_if_exists=True)
-    done, failed, enqueued = enqueue_missing(study, storage_study, retry_failed, rerun_stale)
+    done, failed, enqueued, skipped = enqueue_missing(study, storage_study, retry_failed, rerun_stale)
     cores = os.cpu_count() or 1
     threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, cores // jobs))  # yours, if set
     print(f"[{study.name}] {len(study.variants)} variants x {len(study.seeds)} seeds = "
           f"{len(study.grid())} runs of {shown(study.notebook)}: {done} recorded, "
-          f"{failed} failed, {enqueued} enqueued now; {jobs} worker(s) x {threads} thread(s); "
+          f"{failed} failed, {enqueued} enqueued now" + (f", {skipped} not needed (stopped early)"
+                                                        if skipped else "")
+          + f"; {jobs} worker(s) x {threads} thread(s); "
           f"storage {safe(url)}", flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "lib.study", "work", str(study.path), "--storage", url,
@@ -425,12 +492,16 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
         export(study, storage_study)
         raise
     rows = export(study, storage_study)
-    grid = set(study.grid())
+    stop = stopped(study, {key(r): r for r in rows})
+    have = {key(r) for r in rows}
+    grid = {k for k in study.grid() if k in have or k[0] not in stop}  # stopped: not needed
     ok = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "complete"]
     bad = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "failed"]
-    print(f"[{study.name}] {len(ok)}/{len(grid)} runs complete, {len(bad)} failed -> "
-          f"{shown(study.results)}",
-          flush=True)
+    print(f"[{study.name}] {len(ok)}/{len(grid)} runs complete, {len(bad)} failed"
+          + (f", {len(stop)} variant(s) stopped early" if stop else "")
+          + f" -> {shown(study.results)}", flush=True)
+    for variant, why in stop.items():
+        print(f"[{study.name}] {variant}: {why}", flush=True)
     if any(codes):
         raise StudyError(f"{sum(map(bool, codes))} worker(s) exited with an error (see above)")
     if bad:

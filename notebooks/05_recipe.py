@@ -40,6 +40,18 @@
 # since it ran (the notebook, `lib/data.py`, `lib/train.py` or its model class; its inputs hash
 # differs) is marked stale.
 #
+# The study also holds the candidates searched for a margin over Model_3 (none of them tried
+# before): one more 3×3 layer whose weight is shared with the next (`shared_conv`), a
+# depthwise 3×3 head instead of the average (`dw_head`), max and average pooling into the
+# classifier (`maxavg_head`), 3×1 + 1×3 convs spending the saved weights on width
+# (`separable`), an anti-aliased max-pool (`blurpool`), the averaged weights' BatchNorm
+# statistics recomputed on 10,000 un-rotated training images before each test
+# (`bn_recompute`), and Muon for the conv weights (`muon`, peak lr 0.02, the best of 0.01–0.2
+# in 3-epoch probes, by train accuracy). A candidate is adopted only where its paired
+# interval lies above zero. To save runs, a candidate whose mean difference after its first
+# 4 paired seeds is below −0.05 points with an interval below zero gets no more seeds
+# (`[stop_early]` in the study's definition); the Analysis says which were stopped.
+#
 # What block 3's Target and its earlier README claimed, before any of it had a record: the
 # stride-2 first conv (no full-resolution map) did worst; one 5×5 conv at full resolution did
 # clearly better, and Model_3's extra 3×3 conv about as well again (within the noise); weight
@@ -57,7 +69,7 @@ import pandas as pd
 from lib import compare, plots
 from lib.pipeline import shown
 from lib.run import Run
-from lib.study import inputs_hash, load, read_results
+from lib.study import inputs_hash, key, load, read_results, stopped
 
 pd.set_option("display.max_colwidth", None)  # parameters and commits in full
 run = Run("05_recipe", globals())
@@ -90,9 +102,12 @@ df = compare.runs_frame(rows, definition.variants)
 failed = [r for r in rows if r["status"] == "failed"]
 assert len(df), f"no complete run in {shown(definition.results)} yet: make study STUDY={study}"
 table = compare.variant_table(df, definition.baseline)
-missing = {v: len(definition.seeds) - int(table.runs.get(v, 0)) for v in definition.variants}
+stop = stopped(definition, {key(r): r for r in rows})  # [stop_early]: no more runs needed
+missing = {v: 0 if v in stop else len(definition.seeds) - int(table.runs.get(v, 0))
+           for v in definition.variants}
 print(f"{len(df)} complete runs of {len(definition.grid())} ({len(failed)} failed, "
-      f"{sum(missing.values())} not run yet); {int(df.stale.sum())} stale.")
+      f"{sum(missing.values())} not run yet, {len(stop)} variant(s) stopped early); "
+      f"{int(df.stale.sum())} stale.")
 compare.shown(table)
 
 # %%
@@ -131,7 +146,7 @@ for variant, row in table.drop(definition.baseline).iterrows():
         continue
     print(f"- {variant}: {row.verdict} — {row['diff']:+.3f} points on {row.paired_seeds} paired "
           f"seeds (95 % interval {row.diff_low:+.3f} … {row.diff_high:+.3f}); mean {row['mean']:.3f} %, "
-          f"worst seed {row.worst:.2f} %.")
+          f"worst seed {row.worst:.2f} %." + (f" {stop[variant].capitalize()}." if variant in stop else ""))
 claims = {"stride2_first_conv": "worse", "one_5x5_conv": "not better", "wd_0": "worse",
           "wd_5e-4": "worse", "ema_off": "worse", "ema_0.998": "not better",
           "rotation_5": "not better", "batch_64": "not better"}

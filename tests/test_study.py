@@ -142,6 +142,36 @@ def test_a_failing_variant_is_recorded_as_failed_while_the_others_complete(tmp_p
     assert "2 recorded, 0 failed, 2 enqueued now" in retry.stdout and retry.returncode != 0
 
 
+def test_a_clear_loser_is_stopped_early_and_its_remaining_seeds_are_not_needed(tmp_path):
+    toml = tiny_study(tmp_path, {"base": "{}", "loser": "{value = 98.8}", "close": "{value = 98.98}"},
+                      seeds=(1, 2, 3, 4))
+    toml.write_text(toml.read_text() + "[stop_early]\nafter = 2\nbelow = -0.05\n")
+    done = study_cmd("run", toml, "--jobs", "1")
+    assert done.returncode == 0, done.stderr
+    rows = read_results(toml.with_suffix(".jsonl"))
+    assert sorted(k for k in rows if k[0] == "loser") == [("loser", 1), ("loser", 2)]
+    assert {s for v, s in rows if v != "loser"} == {1, 2, 3, 4}  # close (-0.02) is not stopped
+    assert "10/10 runs complete, 0 failed, 1 variant(s) stopped early" in done.stdout
+    assert "loser: stopped after 2 seeds: -0.200 points against base" in done.stdout
+    again = study_cmd("run", toml)
+    assert "10 recorded, 0 failed, 0 enqueued now, 2 not needed (stopped early)" in again.stdout
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("after = 1\nbelow = -0.05", "stop_early.after=1 is invalid; allowed: an integer >= 2 and below"),
+    ("after = 2\nbelow = 0.1", "stop_early.below=0.1 is invalid; allowed: a number <= 0"),
+    ('after = 2\nbelow = -0.1\nvariants = ["nope"]', "stop_early.variants: 'nope' is not a variant"),
+])
+def test_a_bad_stop_early_rule_is_a_one_line_error(tmp_path, rule, message):
+    toml = tiny_study(tmp_path, {"base": "{}", "other": "{value = 98.0}"}, seeds=(1, 2, 3))
+    toml.write_text(toml.read_text() + f"[stop_early]\n{rule}\n")
+    done = study_cmd("run", toml)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not toml.with_suffix(".jsonl").exists()
+
+
 def test_changed_parameters_and_changed_code_are_run_again(tmp_path):
     """A variant whose parameters change is a new run; a run whose code changed since (its
     inputs hash) is stale: kept, and run again only with --rerun-stale."""
