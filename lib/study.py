@@ -162,10 +162,10 @@ def stop_rule(path, rule, variants, baseline, n_seeds):
 
 
 def stopped(study, rows):
-    """{variant: why} for the variants the study's stop_early rule stops: judged once, on the
-    first `after` seeds on which it and the baseline both have a complete run of today's code,
-    it is stopped when its mean paired difference is below `below` points and the 95 %
-    t-interval of that difference lies below zero. Its remaining seeds are not run."""
+    """{variant: why} for the variants the study's stop_early rule stops: judged on the
+    study's first `after` seeds, once it and the baseline both have a complete run of today's
+    code on each, it is stopped when its mean paired difference is below `below` points and
+    the 95 % t-interval of that difference lies below zero. Its remaining seeds are not run."""
     from lib import compare
 
     rule = study.stop_early
@@ -177,10 +177,10 @@ def stopped(study, rows):
              and r.get("inputs_sha256") == today.get(r["variant"])}
     why = {}
     for variant in rule["variants"]:
-        seeds = [s for s in study.seeds if (variant, s) in value and (study.baseline, s) in value]
-        if len(seeds) < rule["after"]:
+        seeds = study.seeds[:rule["after"]]
+        if not all((v, s) in value for s in seeds for v in (variant, study.baseline)):
             continue
-        diff = [value[variant, s] - value[study.baseline, s] for s in seeds[:rule["after"]]]
+        diff = [value[variant, s] - value[study.baseline, s] for s in seeds]
         mean, half = compare.interval(diff)
         if mean < rule["below"] and mean + half < 0:
             why[variant] = (f"stopped after {rule['after']} seeds: {mean:+.3f} points against "
@@ -209,7 +209,7 @@ def check(study):
 
 def inputs_hash(study, params):
     """sha256 over the code one run executes: the notebook's code cells (not its prose),
-    lib/data.py and lib/train.py, the model's class, its base classes and the classes of its
+    lib/data.py, lib/train.py and lib/run.py, the model's class, its base classes and the classes of its
     layers from lib/models.py (and the conv helpers), the pinned
     requirements, and its parameters. A row whose hash differs from today's ran other code:
     it is stale."""
@@ -223,7 +223,7 @@ def inputs_hash(study, params):
     for cell in nb.cells:
         if cell.cell_type == "code":
             h.update(cell.source.encode() + b"\0")
-    for path in (REPO / "lib/data.py", REPO / "lib/train.py", REPO / "requirements.txt"):
+    for path in (REPO / "lib/data.py", REPO / "lib/train.py", REPO / "lib/run.py", REPO / "requirements.txt"):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     ours = lambda cls: cls.__module__ == models.__name__
     used = {models.conv, models.separable, *filter(ours, model.__mro__),
@@ -444,7 +444,8 @@ def report_progress(study, rows, total, jobs, started, trial):
     """One line per finished run: done / total, failed, that run, an ETA."""
     ok = [r for r in rows if r["status"] == "complete" and (r["variant"], r["seed"]) in set(study.grid())]
     failed = sum(r["status"] == "failed" for r in rows)
-    stop, have = stopped(study, {key(r): r for r in rows}), {key(r) for r in rows}
+    stop = stopped(study, {key(r): r for r in rows})
+    have = {key(r) for r in rows if r["status"] == "complete"}
     total -= sum(v in stop and (v, s) not in have for v, s in study.grid())  # not needed
     left = total - len(ok) - failed
     row = (trial.user_attrs.get("row") if trial else None) or {}
@@ -493,8 +494,8 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
         raise
     rows = export(study, storage_study)
     stop = stopped(study, {key(r): r for r in rows})
-    have = {key(r) for r in rows}
-    grid = {k for k in study.grid() if k in have or k[0] not in stop}  # stopped: not needed
+    done = {key(r) for r in rows if r["status"] == "complete"}
+    grid = {k for k in study.grid() if k in done or k[0] not in stop}  # stopped: not needed
     ok = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "complete"]
     bad = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "failed"]
     print(f"[{study.name}] {len(ok)}/{len(grid)} runs complete, {len(bad)} failed"

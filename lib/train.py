@@ -182,24 +182,30 @@ def one_cycle(model, lr, epochs, steps_per_epoch, weight_decay=0.0, muon_lr=0.0)
     """SGD (momentum 0.9) with a one-cycle schedule stepped every batch: 20 % warm-up from
     lr/10 to lr, then a cosine anneal to lr/1000. Returns (optimizer, scheduler).
 
-    With `muon_lr` > 0, Muon (`torch.optim.Muon`, peak lr `muon_lr`, the same schedule) updates
-    the weights of every conv but the classifier instead, each as its (out, in*k*k) matrix;
-    SGD keeps BatchNorm and the classifier. Muon's weight decay is decoupled (w *= 1 - lr*wd):
-    it gets `weight_decay * lr / muon_lr`, so both shrink their weights alike per step."""
-    convs = [p for p in model.parameters() if p.ndim == 4][:-1] if muon_lr else []
-    rest = [p for p in model.parameters() if all(p is not c for c in convs)]
+    With `muon_lr` > 0, Muon (`torch.optim.Muon`, peak lr `muon_lr`, the same lr schedule,
+    its own constant momentum 0.95) updates the weights of every full conv (not depthwise)
+    but the classifier (the last conv) instead, each as its (out, in*k*k) matrix; SGD keeps
+    BatchNorm and the classifier. SGD's weight decay passes through its momentum (about 0.9):
+    a shrink of about 10 * lr * wd per step at the peak; Muon's is decoupled (w *= 1 - lr*wd)
+    and gets `10 * weight_decay * lr / muon_lr`, the same shrink."""
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    matrices = list({id(m.weight): m.weight for m in convs[:-1] if m.groups == 1}.values()) \
+        if muon_lr else []  # a weight shared by two convs once
+    rest = [p for p in model.parameters() if all(p is not w for w in matrices)]
     sgd = torch.optim.SGD(rest, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    optimizers = [sgd] + ([MatrixMuon(convs, muon_lr, weight_decay * lr / muon_lr)] if convs else [])
+    optimizers = [sgd] + ([MatrixMuon(matrices, muon_lr, 10 * weight_decay * lr / muon_lr)]
+                          if matrices else [])
     schedulers = [torch.optim.lr_scheduler.OneCycleLR(
         o, max_lr=o.param_groups[0]["lr"], epochs=epochs, steps_per_epoch=steps_per_epoch,
-        pct_start=0.2, div_factor=10, final_div_factor=100) for o in optimizers]
+        pct_start=0.2, div_factor=10, final_div_factor=100, cycle_momentum=o is sgd)
+        for o in optimizers]
     return (sgd, schedulers[0]) if len(optimizers) == 1 else (Together(optimizers), Together(schedulers))
 
 
 class MatrixMuon(torch.optim.Muon):
     """Muon over conv weights: it takes 2-D parameters only, so it is given a matrix view of
     each weight, one row per output channel, which shares the weight's memory, and that view's
-    gradient. A channels-last weight's rows are ordered (k, k, in), not (in, k, k): a
+    gradient. A channels-last weight's columns are ordered (k, k, in), not (in, k, k): a
     permutation of the columns, which changes nothing in Muon's orthogonalised update."""
 
     def __init__(self, weights, lr, weight_decay):
@@ -210,6 +216,11 @@ class MatrixMuon(torch.optim.Muon):
         for w, flat, order in self.views:
             flat.grad = None if w.grad is None else w.grad.permute(order).reshape(flat.shape)
         return super().step(closure)
+
+    def zero_grad(self, set_to_none=True):
+        super().zero_grad(set_to_none)
+        for w, _, _ in self.views:  # the weights' own gradients: backward accumulates into them
+            w.grad = None
 
 
 def matrix_view(weight):
@@ -280,14 +291,17 @@ def train_epoch(model, batches, optimizer, scheduler=None, per_batch=False, desc
 def recompute_bn(model, batches, images):
     """Set `model`'s BatchNorm statistics to those of its own activations on the first
     `images` training images, un-augmented (a cumulative average, as SWA does), instead of the
-    running averages collected while the weights moved. Draws no random numbers."""
+    running averages collected while the weights moved (as torch's `update_bn` does: the mean
+    of per-batch statistics, batches of 1,000). Only BatchNorm is in training mode (dropout
+    stays off): draws no random numbers."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [bn.momentum for bn in bns]
+    was_training = model.training
+    model.eval()
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None
-    was_training = model.training
-    model.train()
+        bn.train()
     for start in range(0, images, 1000):
         x = batches.x[start:min(start + 1000, images)]
         model.forward((x - MEAN) / STD)  # forward(): eager, also where the model is compiled

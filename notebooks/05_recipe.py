@@ -46,7 +46,7 @@
 # classifier (`maxavg_head`), 3×1 + 1×3 convs spending the saved weights on width
 # (`separable`), an anti-aliased max-pool (`blurpool`), the averaged weights' BatchNorm
 # statistics recomputed on 10,000 un-rotated training images before each test
-# (`bn_recompute`), and Muon for the conv weights (`muon`, peak lr 0.02, the best of 0.01–0.2
+# (`bn_recompute`), and Muon for the conv weights (`muon`, peak lr 0.2, the best of 0.02–0.4
 # in 3-epoch probes, by train accuracy). A candidate is adopted only where its paired
 # interval lies above zero. To save runs, a candidate whose mean difference after its first
 # 4 paired seeds is below −0.05 points with an interval below zero gets no more seeds
@@ -146,7 +146,8 @@ for variant, row in table.drop(definition.baseline).iterrows():
         continue
     print(f"- {variant}: {row.verdict} — {row['diff']:+.3f} points on {row.paired_seeds} paired "
           f"seeds (95 % interval {row.diff_low:+.3f} … {row.diff_high:+.3f}); mean {row['mean']:.3f} %, "
-          f"worst seed {row.worst:.2f} %." + (f" {stop[variant].capitalize()}." if variant in stop else ""))
+          f"worst seed {row.worst:.2f} %." + (f" S{stop[variant][1:]}." if variant in stop
+                                               and row.runs < len(definition.seeds) else ""))
 claims = {"stride2_first_conv": "worse", "one_5x5_conv": "not better", "wd_0": "worse",
           "wd_5e-4": "worse", "ema_off": "worse", "ema_0.998": "not better",
           "rotation_5": "not better", "batch_64": "not better"}

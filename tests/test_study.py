@@ -158,6 +158,30 @@ def test_a_clear_loser_is_stopped_early_and_its_remaining_seeds_are_not_needed(t
     assert again.returncode == 0, again.stderr
 
 
+def test_stop_early_judges_the_first_seeds_and_needs_an_interval_below_zero(tmp_path):
+    from lib.study import inputs_hash, load, stopped
+
+    toml = tiny_study(tmp_path, {"base": "{}", "noisy": "{value = 98.9}", "clear": "{value = 98.8}"},
+                      seeds=(1, 2, 3, 4))
+    toml.write_text(toml.read_text() + "[stop_early]\nafter = 3\nbelow = -0.05\n")
+    study = load(toml)
+
+    def rows(values, stale=()):
+        return {(v, s): {"variant": v, "seed": s, "status": "complete", "min_last5": x,
+                         "params": study.variants[v],
+                         "inputs_sha256": "old" if (v, s) in stale else inputs_hash(study, study.variants[v])}
+                for (v, s), x in values.items()}
+
+    base = {("base", s): 99.5 for s in (1, 2, 3, 4)}
+    noisy = {("noisy", 1): 99.3, ("noisy", 2): 99.6, ("noisy", 3): 99.3}  # mean -0.1, interval crosses 0
+    clear = {("clear", 1): 99.4, ("clear", 2): 99.42, ("clear", 3): 99.41}  # -0.09 +- 0.025
+    assert set(stopped(study, rows({**base, **noisy, **clear}))) == {"clear"}
+    assert stopped(study, rows({**base, **clear}, stale={("clear", 2)})) == {}  # stale: not counted
+    late = {**base, **clear, ("clear", 4): 99.4}
+    del late[("clear", 1)]  # seeds 2-4 are not the study's first three
+    assert stopped(study, rows(late)) == {}
+
+
 @pytest.mark.parametrize("rule, message", [
     ("after = 1\nbelow = -0.05", "stop_early.after=1 is invalid; allowed: an integer >= 2 and below"),
     ("after = 2\nbelow = 0.1", "stop_early.below=0.1 is invalid; allowed: a number <= 0"),

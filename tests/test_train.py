@@ -139,39 +139,58 @@ def test_muon_updates_each_conv_weight_as_its_matrix_and_sgd_the_rest(memory_for
 
     torch.manual_seed(0)
     model = Model_2().to(memory_format=memory_format)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    weights = dict(model.named_parameters())
+    convs = [n for n, p in weights.items() if p.ndim == 4]
     optimizer, scheduler = one_cycle(model, 0.1, 1, 10, weight_decay=1e-4, muon_lr=0.02)
     assert isinstance(optimizer, Together) and isinstance(scheduler, Together)
     sgd, muon = optimizer.parts
-    convs = [n for n, p in model.named_parameters() if p.ndim == 4]
     assert len(muon.views) == len(convs) - 1  # every conv but the classifier ("head")
     assert {id(p) for g in sgd.param_groups for p in g["params"]} == \
-        {id(p) for n, p in model.named_parameters() if p.ndim != 4 or n == "head.weight"}
-    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
-    F.nll_loss(model(x), y).backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    lr_muon = muon.param_groups[0]["lr"]  # the schedule's first value: muon_lr / 10
-    optimizer.step()
-    # Muon by hand on the (out, in*k*k) matrices: the same numbers, written into the conv weights
-    want = torch.optim.Muon([before[n].reshape(len(before[n]), -1).clone().requires_grad_()
-                             for n in convs[:-1]], lr=lr_muon, weight_decay=1e-4 * 0.1 / 0.02)
-    for p, n in zip(want.param_groups[0]["params"], convs[:-1]):
-        p.grad = grads[n].reshape(p.shape)
-    want.param_groups[0]["momentum"] = muon.param_groups[0]["momentum"]
-    want.step()
-    for p, n in zip(want.param_groups[0]["params"], convs[:-1]):
-        got = dict(model.named_parameters())[n]
-        assert torch.allclose(got.detach().reshape(p.shape), p.detach(), atol=1e-6), n
-        assert got.stride() == before[n].stride()  # still in its memory format
-    head = dict(model.named_parameters())["head.weight"]
-    assert not torch.equal(head, before["head.weight"])  # SGD moved the classifier too
+        {id(p) for n, p in weights.items() if p.ndim != 4 or n == "head.weight"}
+    # Muon by hand on (out, in*k*k) copies of the conv weights, two steps: the same numbers
+    want = torch.optim.Muon([weights[n].detach().reshape(len(weights[n]), -1).clone()
+                             for n in convs[:-1]], lr=0.002, weight_decay=10 * 1e-4 * 0.1 / 0.02)
+    strides = {n: weights[n].stride() for n in convs}
+    head = weights["head.weight"].detach().clone()
+    for step in range(2):
+        assert muon.param_groups[0]["lr"] == pytest.approx(want.param_groups[0]["lr"])
+        assert muon.param_groups[0]["momentum"] == 0.95  # Muon's own, not the one-cycle's
+        optimizer.zero_grad()
+        x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+        F.nll_loss(model(x), y).backward()
+        for p, n in zip(want.param_groups[0]["params"], convs[:-1]):
+            p.grad = weights[n].grad.reshape(p.shape).clone()  # this step's gradient only
+        optimizer.step()
+        scheduler.step()
+        want.step()
+        want.param_groups[0]["lr"] = muon.param_groups[0]["lr"]  # follow the schedule
+        for p, n in zip(want.param_groups[0]["params"], convs[:-1]):
+            assert torch.allclose(weights[n].detach().reshape(p.shape), p, atol=1e-6), (step, n)
+            assert weights[n].stride() == strides[n]  # still in its memory format
+    assert not torch.equal(weights["head.weight"], head)  # SGD moved the classifier
+
+
+def test_muon_leaves_depthwise_and_classifier_convs_to_sgd_and_a_shared_weight_counts_once():
+    from lib.models import MODELS
+
+    _, dw = one_cycle(MODELS["Model_3_dw_head"](), 0.1, 1, 10, muon_lr=0.02)[0].parts
+    assert [tuple(w.shape) for w, _, _ in dw.views] == [(8, 1, 5, 5), (8, 8, 3, 3), (16, 8, 3, 3),
+                                                        (16, 16, 3, 3), (16, 16, 3, 3), (8, 16, 3, 3)]
+    model = MODELS["Model_3_shared_conv"]()
+    sgd, muon = one_cycle(model, 0.1, 1, 10, muon_lr=0.02)[0].parts
+    assert len(muon.views) == 6 and len({id(w) for w, _, _ in muon.views}) == 6
+    assert sum(p.numel() for g in sgd.param_groups for p in g["params"]) \
+        + sum(w.numel() for w, _, _ in muon.views) == 7944
 
 
 def test_bn_statistics_recomputed_are_those_of_the_images_and_draw_no_random_numbers():
     from lib.train import recompute_bn
 
+    from lib.models import Model_3
+
     train, _ = mnist_batches(64, "cpu", train_limit=300, test_limit=10, seed=0)
-    model = Model_2().eval()
+    model = Model_3(dropout=0.1).eval()  # dropout stays off: no random numbers
+    model.compile()  # forward() is the eager code, compiled or not
     bn = model.block1[0][1]
     bn.running_mean.fill_(5.0)
     rng, gen = torch.get_rng_state(), train.generator.get_state()
