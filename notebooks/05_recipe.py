@@ -34,11 +34,11 @@
 # Each variant is compared with the baseline **paired on the same seeds**: the difference per
 # seed, its mean and a 95 % t-interval. A variant is *better* or *worse* only where that
 # interval excludes zero; otherwise the two are within the noise. Each interval alone is wrong
-# one time in twenty, so among eight variants one spurious verdict is no surprise (about one
-# study in three has one): a verdict whose interval barely clears zero wants more seeds before
-# anything is built on it. A row whose code changed
-# since it ran (the notebook, `lib/data.py`, `lib/train.py` or its model class; its inputs hash
-# differs) is marked stale.
+# one time in twenty, so among fifteen variants one spurious verdict is more likely than not
+# (1 − 0.95¹⁵ ≈ 54 %): a verdict whose interval barely clears zero wants more seeds before
+# anything is built on it. A row whose code changed since it ran (the notebook,
+# `lib/data.py`, `lib/train.py`, `lib/run.py` or its model; its inputs hash differs) is marked
+# stale.
 #
 # The study also holds the candidates searched for a margin over Model_3 (none of them tried
 # before): one more 3×3 layer whose weight is shared with the next (`shared_conv`), a
@@ -46,11 +46,12 @@
 # classifier (`maxavg_head`), 3×1 + 1×3 convs spending the saved weights on width
 # (`separable`), an anti-aliased max-pool (`blurpool`), the averaged weights' BatchNorm
 # statistics recomputed on 10,000 un-rotated training images before each test
-# (`bn_recompute`), and Muon for the conv weights (`muon`, peak lr 0.2, the best of 0.02–0.4
-# in 3-epoch probes, by train accuracy). A candidate is adopted only where its paired
-# interval lies above zero. To save runs, a candidate whose mean difference after its first
-# 4 paired seeds is below −0.05 points with an interval below zero gets no more seeds
-# (`[stop_early]` in the study's definition); the Analysis says which were stopped.
+# (`bn_recompute`), and Muon for the conv weights (`muon`, peak lr 0.2: chosen among
+# 0.02–0.4 by short exploratory runs that left no record; these runs are its evidence).
+# A candidate is adopted only where its paired interval lies above zero. To save runs, a
+# candidate whose mean difference on the study's first 4 seeds is below −0.05 points with
+# an interval below zero gets no more seeds (`[stop_early]` in the study's definition); the
+# Analysis says which were stopped.
 #
 # What block 3's Target and its earlier README claimed, before any of it had a record: the
 # stride-2 first conv (no full-resolution map) did worst; one 5×5 conv at full resolution did
