@@ -416,7 +416,7 @@ def work(study, url, jobs, heartbeat, max_runs=None):
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: in the row, and at the end
     storage_study = optuna.load_study(study_name=study.name, storage=open_storage(url, heartbeat))
-    where, total, started = provenance(), len(study.grid()), time.perf_counter()
+    where, started = provenance(), time.perf_counter()
     ran = []
     while max_runs is None or len(ran) < max_runs:
         optuna.storages.fail_stale_trials(storage_study)  # a dead worker's trial: enqueued again
@@ -437,23 +437,28 @@ def work(study, url, jobs, heartbeat, max_runs=None):
         trial = next((t for t in storage_study.get_trials(deepcopy=False) if t.number == ran[-1]), None)
         rows = export(study, storage_study)
         if trial is not None and trial.state != TrialState.PRUNED:
-            report_progress(study, rows, total, jobs, started, trial)
+            to_go = sum(t.state in (TrialState.WAITING, TrialState.RUNNING)
+                        for t in storage_study.get_trials(deepcopy=False))
+            report_progress(study, rows, to_go, jobs, started, trial)
 
 
-def report_progress(study, rows, total, jobs, started, trial):
-    """One line per finished run: done / total, failed, that run, an ETA."""
-    ok = [r for r in rows if r["status"] == "complete" and (r["variant"], r["seed"]) in set(study.grid())]
-    failed = sum(r["status"] == "failed" for r in rows)
-    stop = stopped(study, {key(r): r for r in rows})
-    have = {key(r) for r in rows if r["status"] == "complete"}
-    total -= sum(v in stop and (v, s) not in have for v, s in study.grid())  # not needed
-    left = total - len(ok) - failed
+def report_progress(study, rows, to_go, jobs, started, trial):
+    """One line per finished run: runs of today's code done / the grid (stopped-early seeds
+    not counted), runs still queued or running, failed, that run, an ETA."""
+    grid = set(study.grid())
+    today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
+    current = [r for r in rows if key(r) in grid and r.get("inputs_sha256") == today.get(r["variant"])]
+    ok = [r for r in current if r["status"] == "complete"]
+    failed = sum(r["status"] == "failed" for r in current)
+    stop, have = stopped(study, {key(r): r for r in rows}), {key(r) for r in ok}
+    total = len(grid) - sum(v in stop and (v, s) not in have for v, s in grid)  # not needed
     row = (trial.user_attrs.get("row") if trial else None) or {}
     what = (f"{row['variant']} seed {row['seed']}: " + (f"{row['min_last5']:.2f} %" if row["status"] == "complete"
             else "FAILED") + f" in {row['seconds']:.0f} s") if row else "a run ended without a result"
-    recent = [r["seconds"] for r in ok[-20:]] or [time.perf_counter() - started]
-    eta = left * statistics.mean(recent) / max(jobs, 1)
-    print(f"[{study.name}] {len(ok)}/{total} done" + (f", {failed} failed" if failed else "")
+    recent = [r["seconds"] for r in sorted(ok, key=lambda r: r.get("finished", ""))[-20:]] \
+        or [time.perf_counter() - started]
+    eta = to_go * statistics.mean(recent) / max(jobs, 1)
+    print(f"[{study.name}] {len(ok)}/{total} done, {to_go} to go" + (f", {failed} failed" if failed else "")
           + f" · {what} · ETA {eta / 60:.0f} min", flush=True)
 
 
