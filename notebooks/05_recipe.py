@@ -99,16 +99,18 @@ current = {v: inputs_hash(definition, p) for v, p in definition.variants.items()
 for r in rows:
     r["stale"] = r["variant"] in current and (r["inputs_sha256"] != current[r["variant"]]
                                               or r["params"] != definition.variants[r["variant"]])
-df = compare.runs_frame(rows, definition.variants)
-failed = [r for r in rows if r["status"] == "failed"]
-assert len(df), f"no complete run in {shown(definition.results)} yet: make study STUDY={study}"
+everything = compare.runs_frame(rows, definition.variants)
+stale = everything[everything.stale] if len(everything) else everything
+df = compare.runs_frame([r for r in rows if not r.get("stale")], definition.variants)  # the evidence
+failed = [r for r in rows if r["status"] == "failed" and not r.get("stale")]
+assert len(df), f"no complete run of today's code in {shown(definition.results)} yet: make study STUDY={study}"
 table = compare.variant_table(df, definition.baseline)
 stop = stopped(definition, {key(r): r for r in rows})  # [stop_early]: no more runs needed
 missing = {v: 0 if v in stop else len(definition.seeds) - int(table.runs.get(v, 0))
            for v in definition.variants}
-print(f"{len(df)} complete runs of {len(definition.grid())} ({len(failed)} failed, "
+print(f"{len(df)} complete runs of today's code, of {len(definition.grid())} ({len(failed)} failed, "
       f"{sum(missing.values())} not run yet, {len(stop)} variant(s) stopped early); "
-      f"{int(df.stale.sum())} stale.")
+      f"{len(stale)} stale runs are left out (below).")
 compare.shown(table)
 
 # %%
@@ -129,9 +131,17 @@ provenance = df.groupby("variant", observed=True).agg(
     commits=("git_commit", lambda c: ", ".join(sorted({x[:10] for x in c}))),
     dirty=("git_dirty", "any"), devices=("device", lambda d: "; ".join(sorted(set(d)))),
     threads=("cpu_threads", lambda t: ", ".join(map(str, sorted(set(t))))),
-    compiled=("torch_compile", "all"), stale=("stale", "sum"),
-    seconds_per_run=("seconds", "median"))
+    compiled=("torch_compile", "all"), seconds_per_run=("seconds", "median"))
 provenance
+
+# %% [markdown]
+# Stale runs: their code changed since they ran (inputs hash), so they are left out of
+# everything above; `make study STUDY=<study> ARGS=--rerun-stale` runs them again.
+
+# %%
+(stale[["variant", "seed", "min_last5", "git_commit", "device", "cpu_threads"]].assign(
+    git_commit=lambda d: d.git_commit.str[:10]).set_index(["variant", "seed"])
+ if len(stale) else print("None."))
 
 # %% [markdown]
 # ## Analysis
@@ -161,11 +171,11 @@ for variant, claim in claims.items():
 if sum(missing.values()):
     print(f"- Not complete: {', '.join(f'{v} ({n} seeds missing)' for v, n in missing.items() if n)}; "
           "`make study STUDY=" + study + "` runs what is missing.")
-if df.stale.any():
-    print(f"- {int(df.stale.sum())} runs are stale (their code changed since): rerun them before "
+if len(stale):
+    print(f"- {len(stale)} runs are stale (their code changed since) and left out of the table: rerun them before "
           "quoting them.")
 
 # %%
-_ = run.save_metrics(study=study, n_runs=len(df), failed=len(failed), stale=int(df.stale.sum()),
+_ = run.save_metrics(study=study, n_runs=len(df), failed=len(failed), stale=len(stale),
                  grid=len(definition.grid()), baseline=definition.baseline,
                  variants=compare.variant_table(df, definition.baseline).reset_index().to_dict("records"))
