@@ -3,6 +3,7 @@ interrupted worker's run done again, failed runs recorded, bad input refused, an
 on one real PostgreSQL server."""
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -306,7 +307,8 @@ def test_two_workers_on_a_real_postgresql_server_run_each_trial_once(smoke, post
     outs = [p.communicate(timeout=900) for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outs
     assert "0 enqueued now" in outs[1][0]
-    finished = [line for out, _ in outs for line in out.splitlines() if "done ·" in line]
+    finished = [line for out, _ in outs for line in out.splitlines()
+                if re.search(r"^\[smoke\] \d+/\d+ done, \d+ to go · ", line)]  # a progress line per run
     assert len(finished) == 4, outs
     states = [t for t in _trial_states(postgres) if t[0] != "PRUNED"]
     assert sorted(states) == sorted([("COMPLETE", v, s) for v in ("Model_3", "stride2_first_conv")
