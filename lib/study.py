@@ -309,9 +309,11 @@ def export(study, storage_study):
 
 def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False):
     """Enqueue every (variant, seed) with no result for its current parameters (and, with
-    `rerun_stale`, for today's code) and no trial waiting or running.
-    A variant stopped early (`stopped`) gets no more runs.
-    Returns (done, failed, enqueued, stopped) counts; stopped: runs not needed."""
+    `rerun_stale`, for today's code) and no trial running, in grid order (seed by seed).
+    Workers take the oldest waiting trial; when what waits is out of that order (a run
+    stopped from outside, enqueued again behind later seeds), every waiting trial is pruned
+    as "requeued" and the queue made again. A variant stopped early (`stopped`) gets no more
+    runs. Returns (done, failed, enqueued, stopped) counts; stopped: runs not needed."""
     from optuna.trial import TrialState
 
     rows = recorded(study, storage_study)
@@ -319,24 +321,31 @@ def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False)
     if rerun_stale:
         today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
         rows = {k: r for k, r in rows.items() if r.get("inputs_sha256") == today.get(k[0])}
-    pending = {key(t): t.user_attrs.get("params") for t in storage_study.get_trials(
-        deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))}
-    done = failed = enqueued = skipped = 0
+    running = {key(t): t.user_attrs.get("params") for t in storage_study.get_trials(
+        deepcopy=False, states=(TrialState.RUNNING,))}
+    done = failed = skipped = 0
+    todo = []
     for variant, seed in study.grid():
         params, row = study.variants[variant], rows.get((variant, seed))
         if row and row["params"] == params and (row["status"] == "complete" or not retry_failed):
             done += row["status"] == "complete"
             failed += row["status"] == "failed"
-            continue
-        if variant in stop:
+        elif variant in stop:
             skipped += 1
-            continue
-        if pending.get((variant, seed)) == params:
-            continue
-        storage_study.enqueue_trial({}, user_attrs={"variant": variant, "seed": seed, "params": params},
+        elif running.get((variant, seed)) != params:
+            todo.append((variant, seed))
+    waiting = storage_study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    queued = [key(t) for t in waiting if t.user_attrs.get("params") == study.variants.get(key(t)[0])]
+    if queued != todo[:len(queued)]:
+        for t in waiting:
+            storage_study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
+            storage_study._storage.set_trial_state_values(t._trial_id, TrialState.PRUNED)
+        queued = []
+    for variant, seed in todo[len(queued):]:
+        storage_study.enqueue_trial({}, user_attrs={"variant": variant, "seed": seed,
+                                                    "params": study.variants[variant]},
                                     skip_if_exists=False)
-        enqueued += 1
-    return done, failed, enqueued, skipped
+    return done, failed, len(todo) - len(queued), skipped
 
 
 # --- one worker ---------------------------------------------------------------------------

@@ -183,6 +183,29 @@ def test_stop_early_judges_the_first_seeds_and_needs_an_interval_below_zero(tmp_
     assert stopped(study, rows(late)) == {}
 
 
+def test_a_run_enqueued_again_goes_back_to_its_place_in_the_grid(tmp_path):
+    """Interrupted on seed 1 with seed 2 waiting: the next `run` queues seed 1 first again
+    (pairs fill seed by seed); a queue already in grid order is left alone."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from lib.study import enqueue_missing, key, load, open_storage
+
+    study = load(tiny_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"}))
+    storage = optuna.create_study(study_name=study.name, storage=open_storage(study.default_storage()))
+    queue = lambda: [key(t) for t in storage.get_trials(states=(TrialState.WAITING,))]  # noqa: E731
+    assert enqueue_missing(study, storage) == (0, 0, 4, 0)
+    assert queue() == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    first = storage.ask()  # a worker takes ("a", 1) and is stopped from outside
+    storage.tell(first, state=TrialState.FAIL)
+    assert enqueue_missing(study, storage) == (0, 0, 4, 0)
+    assert queue() == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert sum(t.user_attrs.get("requeued", False) for t in storage.get_trials()) == 3
+    storage.ask()  # ("a", 1) running: neither queued again nor a reason to requeue
+    assert enqueue_missing(study, storage) == (0, 0, 0, 0)
+    assert queue() == [("b", 1), ("a", 2), ("b", 2)]
+
+
 @pytest.mark.parametrize("rule, message", [
     ("after = 1\nbelow = -0.05", "stop_early.after=1 is invalid; allowed: an integer >= 2 and below"),
     ("after = 2\nbelow = 0.1", "stop_early.below=0.1 is invalid; allowed: a number <= 0"),
