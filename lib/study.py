@@ -188,6 +188,13 @@ def stopped(study, rows):
     return why
 
 
+def needed(study, rows):
+    """The grid's (variant, seed) pairs that count: all but the seeds a variant stopped
+    early no longer needs (a seed it did run still counts)."""
+    stop = stopped(study, rows)
+    done = {k for k, r in rows.items() if r["status"] == "complete"}
+    return [k for k in study.grid() if k[0] not in stop or k in done]
+
 def check(study):
     """Every variant's parameters are the notebook's, with values it accepts."""
     import jupytext
@@ -454,20 +461,18 @@ def work(study, url, jobs, heartbeat, max_runs=None):
 def report_progress(study, rows, to_go, jobs, started, trial):
     """One line per finished run: runs of today's code done / the grid (stopped-early seeds
     not counted), runs still queued or running, failed, that run, an ETA."""
-    grid = set(study.grid())
     today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
-    current = [r for r in rows if key(r) in grid and r.get("inputs_sha256") == today.get(r["variant"])]
-    ok = [r for r in current if r["status"] == "complete"]
-    failed = sum(r["status"] == "failed" for r in current)
-    stop, have = stopped(study, {key(r): r for r in rows}), {key(r) for r in ok}
-    total = len(grid) - sum(v in stop and (v, s) not in have for v, s in grid)  # not needed
+    current = {key(r): r for r in rows if r.get("inputs_sha256") == today.get(r["variant"])}
+    grid = needed(study, current)
+    ok = [current[k] for k in grid if k in current and current[k]["status"] == "complete"]
+    failed = sum(current[k]["status"] == "failed" for k in grid if k in current)
     row = (trial.user_attrs.get("row") if trial else None) or {}
     what = (f"{row['variant']} seed {row['seed']}: " + (f"{row['min_last5']:.2f} %" if row["status"] == "complete"
             else "FAILED") + f" in {row['seconds']:.0f} s") if row else "a run ended without a result"
     recent = [r["seconds"] for r in sorted(ok, key=lambda r: r.get("finished", ""))[-20:]] \
         or [time.perf_counter() - started]
     eta = to_go * statistics.mean(recent) / max(jobs, 1)
-    print(f"[{study.name}] {len(ok)}/{total} done, {to_go} to go" + (f", {failed} failed" if failed else "")
+    print(f"[{study.name}] {len(ok)}/{len(grid)} done, {to_go} to go" + (f", {failed} failed" if failed else "")
           + f" · {what} · ETA {eta / 60:.0f} min", flush=True)
 
 
@@ -508,8 +513,7 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
         raise
     rows = export(study, storage_study)
     stop = stopped(study, {key(r): r for r in rows})
-    done = {key(r) for r in rows if r["status"] == "complete"}
-    grid = {k for k in study.grid() if k in done or k[0] not in stop}  # stopped: not needed
+    grid = set(needed(study, {key(r): r for r in rows}))
     ok = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "complete"]
     bad = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "failed"]
     print(f"[{study.name}] {len(ok)}/{len(grid)} runs complete, {len(bad)} failed"

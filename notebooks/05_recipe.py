@@ -70,7 +70,7 @@ import pandas as pd
 from lib import compare, plots
 from lib.pipeline import shown
 from lib.run import Run
-from lib.study import inputs_hash, key, load, read_results, stopped
+from lib.study import inputs_hash, key, load, needed, read_results, stopped
 
 pd.set_option("display.max_colwidth", None)  # parameters and commits in full
 run = Run("05_recipe", globals())
@@ -106,8 +106,8 @@ failed = [r for r in rows if r["status"] == "failed" and not r.get("stale")]
 assert len(df), f"no complete run of today's code in {shown(definition.results)} yet: make study STUDY={study}"
 table = compare.variant_table(df, definition.baseline)
 stop = stopped(definition, {key(r): r for r in rows})  # [stop_early]: no more runs needed
-missing = {v: 0 if v in stop else len(definition.seeds) - int(table.runs.get(v, 0))
-           for v in definition.variants}
+counted = needed(definition, {key(r): r for r in rows if not r.get("stale")})  # less stopped seeds
+missing = {v: sum(k[0] == v for k in counted) - int(table.runs.get(v, 0)) for v in definition.variants}
 print(f"{len(df)} complete runs of today's code, of {len(definition.grid())} ({len(failed)} failed, "
       f"{sum(missing.values())} not run yet, {len(stop)} variant(s) stopped early); "
       f"{len(stale)} stale runs are left out (below).")
@@ -117,10 +117,11 @@ compare.shown(table)
 plots.study_points(df, table, definition.baseline)
 
 # %% [markdown]
-# Every run, seed by seed (the worst of its last 5 epochs, %):
+# Every run, seed by seed (the worst of its last 5 epochs, %; – not run, or not needed):
 
 # %%
-df.pivot_table(index="variant", columns="seed", values="min_last5", observed=True).round(2)
+df.pivot_table(index="variant", columns="seed", values="min_last5", observed=True).map(
+    lambda x: "–" if pd.isna(x) else f"{x:.2f}")
 
 # %% [markdown]
 # Where and how each variant's runs ran: the code (commit, and whether `lib/` or `notebooks/`
