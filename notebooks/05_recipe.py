@@ -34,9 +34,9 @@
 # Each variant is compared with the baseline **paired on the same seeds**: the difference per
 # seed, its mean and a 95 % t-interval. A variant is *better* or *worse* only where that
 # interval excludes zero; otherwise the two are within the noise. Each interval alone is wrong
-# one time in twenty, so among fifteen variants one spurious verdict is more likely than not
-# (1 − 0.95¹⁵ ≈ 54 %): a verdict whose interval barely clears zero wants more seeds before
-# anything is built on it. A row whose code changed since it ran (the notebook,
+# one time in twenty, so among many variants one spurious verdict is likely (the Analysis
+# says how likely for this study): a verdict whose interval barely clears zero wants more
+# seeds before anything is built on it. A row whose code changed since it ran (the notebook,
 # `lib/data.py`, `lib/train.py`, `lib/run.py` or its model; its inputs hash differs) is marked
 # stale.
 #
@@ -48,6 +48,9 @@
 # statistics recomputed on 10,000 un-rotated training images before each test
 # (`bn_recompute`), and Muon for the conv weights (`muon`, peak lr 0.2: chosen among
 # 0.02–0.4 by short exploratory runs that left no record; these runs are its evidence).
+# Two combinations of the three candidates that were ahead after seeds 101–102 follow
+# (`shared_conv_muon`, and `shared_conv_muon_bn` with the recomputed statistics too): chosen
+# on two seeds, so a bet that the remaining seeds judge like any other candidate.
 # A candidate is adopted only where its paired interval lies above zero. To save runs, a
 # candidate whose mean difference on the study's first 4 seeds is below −0.05 points with
 # an interval below zero gets no more seeds (`[stop_early]` in the study's definition); the
@@ -169,6 +172,9 @@ for variant, claim in claims.items():
         said = table.loc[variant, "verdict"]
         print(f"- Claim '{variant} is {claim} than {definition.baseline}': "
               + ("the record agrees." if said in agree[claim] else f"the record says {said}."))
+compared = int((table.drop(definition.baseline).paired_seeds >= 2).sum())
+print(f"- {compared} variants compared with {definition.baseline}: were none of them different, at least one "
+      f"interval would still exclude zero with probability 1 − 0.95^{compared} ≈ {100 * (1 - 0.95 ** compared):.0f} %.")
 if sum(missing.values()):
     print(f"- Not complete: {', '.join(f'{v} ({n} seeds missing)' for v, n in missing.items() if n)}; "
           "`make study STUDY=" + study + "` runs what is missing.")
