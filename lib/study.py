@@ -318,9 +318,10 @@ def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False)
     """Enqueue every (variant, seed) with no result for its current parameters (and, with
     `rerun_stale`, for today's code) and no trial running, in grid order (seed by seed).
     Workers take the oldest waiting trial; when what waits is out of that order (a run
-    stopped from outside, enqueued again behind later seeds), every waiting trial is pruned
-    as "requeued" and the queue made again. A variant stopped early (`stopped`) gets no more
-    runs. Returns (done, failed, enqueued, stopped) counts; stopped: runs not needed."""
+    stopped from outside, enqueued again behind later seeds), the queue is made again: all of
+    it enqueued anew, then the old waiting trials taken back (`take_back`). A variant stopped
+    early (`stopped`) gets no more runs. Returns (done, failed, enqueued, stopped) counts;
+    stopped: runs not needed."""
     from optuna.trial import TrialState
 
     rows = recorded(study, storage_study)
@@ -328,8 +329,8 @@ def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False)
     if rerun_stale:
         today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
         rows = {k: r for k, r in rows.items() if r.get("inputs_sha256") == today.get(k[0])}
-    running = {key(t): t.user_attrs.get("params") for t in storage_study.get_trials(
-        deepcopy=False, states=(TrialState.RUNNING,))}
+    active = storage_study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+    running = {key(t): t.user_attrs.get("params") for t in active if t.state == TrialState.RUNNING}
     done = failed = skipped = 0
     todo = []
     for variant, seed in study.grid():
@@ -341,18 +342,36 @@ def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False)
             skipped += 1
         elif running.get((variant, seed)) != params:
             todo.append((variant, seed))
-    waiting = storage_study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    queued = [key(t) for t in waiting if t.user_attrs.get("params") == study.variants.get(key(t)[0])]
-    if queued != todo[:len(queued)]:
-        for t in waiting:
-            storage_study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
-            storage_study._storage.set_trial_state_values(t._trial_id, TrialState.PRUNED)
-        queued = []
-    for variant, seed in todo[len(queued):]:
+    # what waits of it (a retry another machine's `run --retry-failed` queued is left alone)
+    wanted = set(todo)
+    waiting = [t for t in active if t.state == TrialState.WAITING and key(t) in wanted
+               and t.user_attrs.get("params") == study.variants[key(t)[0]]]
+    in_order = [key(t) for t in waiting] == todo[:len(waiting)]
+    for variant, seed in todo[len(waiting):] if in_order else todo:
         storage_study.enqueue_trial({}, user_attrs={"variant": variant, "seed": seed,
                                                     "params": study.variants[variant]},
                                     skip_if_exists=False)
-    return done, failed, len(todo) - len(queued), skipped
+    if not in_order:  # after the new queue exists, so that a worker never finds it empty
+        for t in waiting:
+            take_back(storage_study, t)  # one a worker took meanwhile runs; its copy is a duplicate
+    return done, failed, len(todo) - (len(waiting) if in_order else 0), skipped
+
+
+def take_back(storage_study, trial):
+    """Prune a waiting trial unless a worker has taken it meanwhile: the row is locked and
+    its state checked in one transaction, as Optuna does when a worker takes a waiting trial
+    (its public `set_trial_state_values` would prune a running one too)."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import TrialState
+
+    rdb = getattr(storage_study._storage, "_backend", storage_study._storage)  # under Optuna's cache
+    with _create_scoped_session(rdb.scoped_session) as session:
+        row = models.TrialModel.find_or_raise_by_id(trial._trial_id, session, for_update=True)
+        if row.state != TrialState.WAITING:
+            return False
+        row.state, row.datetime_complete = TrialState.PRUNED, datetime.datetime.now()
+    return True
 
 
 # --- one worker ---------------------------------------------------------------------------

@@ -185,11 +185,12 @@ def test_stop_early_judges_the_first_seeds_and_needs_an_interval_below_zero(tmp_
 
 def test_a_run_enqueued_again_goes_back_to_its_place_in_the_grid(tmp_path):
     """Interrupted on seed 1 with seed 2 waiting: the next `run` queues seed 1 first again
-    (pairs fill seed by seed); a queue already in grid order is left alone."""
+    (pairs fill seed by seed); a queue already in grid order is left alone; a waiting trial
+    a worker takes meanwhile is not taken back from it."""
     import optuna
     from optuna.trial import TrialState
 
-    from lib.study import enqueue_missing, key, load, open_storage
+    from lib.study import enqueue_missing, key, load, open_storage, take_back
 
     study = load(tiny_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"}))
     storage = optuna.create_study(study_name=study.name, storage=open_storage(study.default_storage()))
@@ -200,10 +201,18 @@ def test_a_run_enqueued_again_goes_back_to_its_place_in_the_grid(tmp_path):
     storage.tell(first, state=TrialState.FAIL)
     assert enqueue_missing(study, storage) == (0, 0, 4, 0)
     assert queue() == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
-    assert sum(t.user_attrs.get("requeued", False) for t in storage.get_trials()) == 3
+    assert len(storage.get_trials(states=(TrialState.PRUNED,))) == 3  # the old queue
     storage.ask()  # ("a", 1) running: neither queued again nor a reason to requeue
     assert enqueue_missing(study, storage) == (0, 0, 0, 0)
     assert queue() == [("b", 1), ("a", 2), ("b", 2)]
+
+    seen = storage.get_trials(states=(TrialState.WAITING,))  # what a `run` elsewhere saw, then
+    taken = storage.ask()  # a worker takes ("b", 1)
+    assert key(taken) == ("b", 1) and not take_back(storage, seen[0])
+    assert take_back(storage, seen[1])
+    states = {t.number: t.state for t in storage.get_trials()}
+    assert states[taken.number] == TrialState.RUNNING and states[seen[1].number] == TrialState.PRUNED
+    assert queue() == [("b", 2)]
 
 
 @pytest.mark.parametrize("rule, message", [
