@@ -183,7 +183,8 @@ def test_stop_early_judges_the_first_seeds_and_needs_an_interval_below_zero(tmp_
     assert stopped(study, rows(late)) == {}
 
 
-def test_a_run_enqueued_again_goes_back_to_its_place_in_the_grid(tmp_path):
+@pytest.mark.parametrize("where", ["sqlite", "postgresql"])
+def test_a_run_enqueued_again_goes_back_to_its_place_in_the_grid(tmp_path, request, where):
     """Interrupted on seed 1 with seed 2 waiting: the next `run` queues seed 1 first again
     (pairs fill seed by seed); a queue already in grid order is left alone; a waiting trial
     a worker takes meanwhile is not taken back from it."""
@@ -192,8 +193,10 @@ def test_a_run_enqueued_again_goes_back_to_its_place_in_the_grid(tmp_path):
 
     from lib.study import enqueue_missing, key, load, open_storage, take_back
 
-    study = load(tiny_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"}))
-    storage = optuna.create_study(study_name=study.name, storage=open_storage(study.default_storage()))
+    toml = tiny_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"})
+    study = load(toml.rename(tmp_path / f"requeue_{where}.toml"))  # a study name of its own
+    url = request.getfixturevalue("postgres") if where == "postgresql" else study.default_storage()
+    storage = optuna.create_study(study_name=study.name, storage=open_storage(url))
     queue = lambda: [key(t) for t in storage.get_trials(states=(TrialState.WAITING,))]  # noqa: E731
     assert enqueue_missing(study, storage) == (0, 0, 4, 0)
     assert queue() == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
