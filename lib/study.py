@@ -195,6 +195,7 @@ def needed(study, rows):
     done = {k for k, r in rows.items() if r["status"] == "complete"}
     return [k for k in study.grid() if k[0] not in stop or k in done]
 
+
 def check(study):
     """Every variant's parameters are the notebook's, with values it accepts."""
     import jupytext
@@ -531,8 +532,8 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
         export(study, storage_study)
         raise
     rows = export(study, storage_study)
-    stop = stopped(study, {key(r): r for r in rows})
-    grid = set(needed(study, {key(r): r for r in rows}))
+    by_key = {key(r): r for r in rows}
+    stop, grid = stopped(study, by_key), set(needed(study, by_key))
     ok = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "complete"]
     bad = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "failed"]
     print(f"[{study.name}] {len(ok)}/{len(grid)} runs complete, {len(bad)} failed"
