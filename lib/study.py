@@ -385,8 +385,26 @@ def provenance():
     commit, dirty = git_commit()
     device = pick_device("auto")
     return {"host": socket.gethostname(), "device": f"{device} ({device_name(device)})",
+            "cpu": cpu_kind(),
             "cpu_threads": int(os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads()),
             "torch": torch.__version__, "git_commit": commit, "git_dirty": dirty}
+
+
+def cpu_kind():
+    """What sets the CPU's float path beyond its model name, which a virtual machine often gives
+    as just "AMD EPYC": the vendor's family and model numbers, and the kernels ATen dispatches
+    to ("family 25 model 17, ATen AVX512"; ATEN_CPU_CAPABILITY moves the second)."""
+    import torch
+
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            fields.setdefault(name.strip(), value.strip())
+    except OSError:
+        pass
+    family = f"family {fields['cpu family']} model {fields['model']}, " if "cpu family" in fields else ""
+    return family + f"ATen {torch.backends.cpu.get_cpu_capability()}"
 
 
 def objective(study, trial, where):
