@@ -128,12 +128,16 @@ df.pivot_table(index="variant", columns="seed", values="min_last5", observed=Tru
 
 # %% [markdown]
 # Where and how each variant's runs ran: the code (commit, and whether `lib/` or `notebooks/`
-# had uncommitted changes), the machine, threads per run and seconds per run.
+# had uncommitted changes), the machine (the CPU's model name, then its family and model
+# numbers and the kernels ATen dispatched to: rows recorded before the study runner noted
+# those say "not recorded"), threads per run and seconds per run.
 
 # %%
-provenance = df.groupby("variant", observed=True).agg(
+joined = lambda values: "; ".join(sorted(set(values)))
+provenance = df.assign(cpu=df.get("cpu", pd.Series(index=df.index, dtype=object)).fillna("not recorded")
+                       ).groupby("variant", observed=True).agg(
     commits=("git_commit", lambda c: ", ".join(sorted({x[:10] for x in c}))),
-    dirty=("git_dirty", "any"), devices=("device", lambda d: "; ".join(sorted(set(d)))),
+    dirty=("git_dirty", "any"), devices=("device", joined), cpus=("cpu", joined),
     threads=("cpu_threads", lambda t: ", ".join(map(str, sorted(set(t))))),
     compiled=("torch_compile", "all"), seconds_per_run=("seconds", "median"))
 provenance

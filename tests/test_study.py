@@ -98,6 +98,7 @@ def test_make_study_records_every_variant_and_seed_exactly_once(smoke):
         assert r["status"] == "complete" and len(r["test_acc"]) == 1 == len(r["test_loss"])
         assert r["min_last5"] == r["test_acc"][-1] and 0 <= r["min_last5"] <= 100
         assert r["params"]["train_limit"] == 300 and r["cpu_threads"] == 1
+        assert re.fullmatch(r"(family \d+ model \d+, )?ATen [A-Z0-9_]+", r["cpu"]), r["cpu"]
         for key in ("device", "torch", "git_commit", "git_dirty", "inputs_sha256", "seconds",
                     "n_params", "notebook"):
             assert key in r, key
@@ -106,6 +107,14 @@ def test_make_study_records_every_variant_and_seed_exactly_once(smoke):
     # (a worker that finds the queue emptied under it makes a trial it prunes at once)
     assert [t[1] for t in trials(toml.parent / "build/smoke.db") if t[1] != "PRUNED"] == ["COMPLETE"] * 4
     assert len(list((toml.parent / "build/smoke").glob("*-seed*.ipynb"))) == 4  # executed notebooks
+
+
+def test_a_row_names_the_kernels_aten_ran():
+    """ATEN_CPU_CAPABILITY moves the float path on one machine: the row says which it was."""
+    code = "from lib.study import cpu_kind; print(cpu_kind())"
+    said = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
+                          env={**os.environ, "ATEN_CPU_CAPABILITY": "default"}).stdout.strip()
+    assert said.endswith("ATen DEFAULT"), said
 
 
 def test_a_second_invocation_runs_nothing(smoke):
