@@ -45,6 +45,7 @@ ema_decay = 0.999  # test the moving average of the weights; 0: the weights them
 muon_lr = 0.0      # > 0: Muon at this peak lr for the conv weights (SGD for the rest)
 bn_recompute = 0   # > 0: BatchNorm statistics recomputed on this many training images before each test
 torch_compile = "auto"  # "auto": on the CPU if a C++ compiler is found; True; False
+study = "seeds"  # the same seeds run by the studies runner (studies/<study>.toml), shown beside this run
 out_dir = "reports"
 
 # %%
@@ -52,8 +53,10 @@ import pandas as pd
 import torch
 
 from lib import plots
+from lib.compare import interval
 from lib.models import MODELS
 from lib.run import Run, check_targets, summarize
+from lib.study import baseline_runs
 from lib.summary import count_params
 from lib.train import ema_of, fit, mnist_batches, one_cycle, seed_everything
 
@@ -125,6 +128,35 @@ print(f"- Final-epoch accuracy over seeds: mean {table.final_test_acc.mean():.2f
 # seed stays from the line. One test digit is 0.01 %: the margin in the table is counted in
 # digits of the 10,000. Another machine gives other last digits; the Target asks the mean for a
 # tenth of a point of margin for that reason, and the lines above say whether this run has it.
+
+# %% [markdown]
+# ### The same seeds on a second float path
+# The studies runner trains the same recipe on the same seeds another way: block 3's notebook
+# once per seed, one thread per run, in parallel (`studies/<study>.toml`, by default
+# `studies/seeds.toml`; `make study STUDY=seeds` runs what is missing). Other float
+# rounding, so other last digits: a claim about these seeds holds only where both paths
+# agree. Its committed record (runs of today's code only) beside this run, seed by seed:
+
+# %%
+second = baseline_runs(study, globals())
+if isinstance(second, str) or not run.full:
+    print(f"Not shown: {second if isinstance(second, str) else 'not a full run'}.")
+elif not second:
+    print(f"Not shown: the study {study!r} has no current run of today's code yet (make study STUDY={study}).")
+else:
+    both = pd.DataFrame({"this run": table.min_last5,
+                         "studies runner": pd.Series({s: r["min_last5"] for s, r in second.items()})}
+                        ).reindex(seeds)
+    paired = both.dropna()
+    diff_mean, diff_half = interval((paired["studies runner"] - paired["this run"]).tolist())
+    where = "; ".join(sorted({", ".join(filter(None, (r["device"], r.get("cpu"), f"{r['cpu_threads']} thread(s)")))
+                              for r in second.values()}))
+    print(f"Studies runner ({where}): {len(paired)} of {len(seeds)} seeds; "
+          f"{(paired['studies runner'] >= 99.40).sum()} hold 99.40 % (here {(paired['this run'] >= 99.40).sum()}); "
+          f"mean of the worst last-5 epoch {paired['studies runner'].mean():.2f} % (here "
+          f"{paired['this run'].mean():.2f} %); runner minus here {diff_mean:+.3f} points "
+          f"(95 % interval {diff_mean - diff_half:+.3f} … {diff_mean + diff_half:+.3f}).")
+    display(both.map(lambda x: "–" if pd.isna(x) else f"{x:.2f} %"))
 
 # %% [markdown]
 # ## Target check

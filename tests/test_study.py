@@ -192,6 +192,26 @@ def test_stop_early_judges_the_first_seeds_and_needs_an_interval_below_zero(tmp_
     assert stopped(study, rows(late)) == {}
 
 
+def test_a_notebook_sees_only_comparable_current_baseline_runs(tmp_path):
+    """04_seeds sets the seeds study beside its own run: only the baseline's complete runs of
+    today's code count, and only where the notebook's parameters are the ones the study ran."""
+    from lib.study import baseline_runs, inputs_hash, load
+
+    toml = tiny_study(tmp_path, {"base": "{}", "other": "{value = 98.0}"}, seeds=(1, 2, 3))
+    study = load(toml)
+    today = inputs_hash(study, {})
+    row = lambda v, s, **kw: {"variant": v, "seed": s, "status": "complete", "min_last5": 99.0,
+                              "params": study.variants[v], "inputs_sha256": today, **kw}
+    rows = [row("base", 1), row("base", 2, inputs_sha256="old"), row("base", 3, status="failed"),
+            row("other", 1)]
+    toml.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    notebook = {"seeds": [1, 2, 3], "value": 99.0, "fail": False, "pause": 0, "started": "",
+                "out_dir": "elsewhere", "unrelated": 1}
+    assert list(baseline_runs(toml, notebook)) == [1]
+    assert baseline_runs(toml, {**notebook, "value": 98.5}) == \
+        "not comparable: value=98.5 here, 99.0 in the study"
+
+
 @pytest.mark.parametrize("where", ["sqlite", "postgresql"])
 def test_a_run_enqueued_again_goes_back_to_its_place_in_the_grid(tmp_path, request, where):
     """Interrupted on seed 1 with seed 2 waiting: the next `run` queues seed 1 first again
