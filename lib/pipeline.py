@@ -101,7 +101,7 @@ def inputs_key(py_path, params, data=()):
     """sha256 over what a report depends on: the notebook, the lib modules it imports (and
     theirs), this module and the report template (they write the report), requirements,
     parameters, and the `data` files it reads. A block does not import lib.study: changing
-    the studies runner leaves the blocks' reports up to date."""
+    the studies runner leaves the blocks' reports up to date (04_seeds does: it reads a study)."""
     import jupytext
 
     code = "\n".join(c.source for c in jupytext.read(py_path).cells if c.cell_type == "code")

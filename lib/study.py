@@ -199,22 +199,24 @@ def needed(study, rows):
 def baseline_runs(name, values):
     """A study's current, complete runs of its baseline as {seed: row}, to set beside a
     notebook that trains the same recipe another way (04_seeds). `values`: that notebook's
-    parameter values; the rows count only where every one the study's notebook also has
-    (seeds, device and output aside) equals what the study ran. Else a line saying why not."""
+    parameters; the rows count only where each one the study's notebook has too (seeds,
+    device and compiling aside: those are the other way) equals what the study ran.
+    Else a line saying why not."""
     import jupytext
 
     study = load(name)
     params = study.variants[study.baseline]
     ran = {n: parse_value(v) for n, v in notebook_parameters(jupytext.read(study.notebook)).items()}
     ran.update(params)
-    other = sorted(n for n in set(ran) & set(values) - {"seed", "seeds", "device", "out_dir", "torch_compile"}
-                   if ran[n] != values[n])
+    free = {*FIXED, "seeds", "device", "torch_compile"}
+    other = sorted(n for n in set(ran) & set(values) - free if ran[n] != values[n])
     if other:
-        return f"not comparable: {', '.join(f'{n}={values[n]!r} here, {ran[n]!r} in the study' for n in other)}"
+        return "not comparable: " + ", ".join(f"{n}={values[n]!r} here, {ran[n]!r} in the study"
+                                              for n in other)
     today = inputs_hash(study, params)
     return {r["seed"]: r for r in read_results(study.results).values()
             if r["variant"] == study.baseline and r["status"] == "complete"
-            and r["inputs_sha256"] == today and r["params"] == params}
+            and r.get("inputs_sha256") == today and r["params"] == params}
 
 
 def check(study):

@@ -132,13 +132,14 @@ print(f"- Final-epoch accuracy over seeds: mean {table.final_test_acc.mean():.2f
 # %% [markdown]
 # ### The same seeds on a second float path
 # The studies runner trains the same recipe on the same seeds another way: block 3's notebook
-# once per seed, one thread per run, in parallel (`studies/<study>.toml`, by default
-# `studies/seeds.toml`; `make study STUDY=seeds` runs what is missing). Other float
-# rounding, so other last digits: a claim about these seeds holds only where both paths
-# agree. Its committed record (runs of today's code only) beside this run, seed by seed:
+# once per seed, in parallel workers of a few threads each (one each on 2 cores), in
+# `studies/<study>.toml` (by default `studies/seeds.toml`; `make study STUDY=seeds` runs what
+# is missing). Other float rounding, so other last digits. Its committed record (runs of
+# today's code only) beside this run, seed by seed; the Target check below judges this run
+# alone, and the two paths are compared here:
 
 # %%
-second = baseline_runs(study, globals())
+second = baseline_runs(study, run.params)
 if isinstance(second, str) or not run.full:
     print(f"Not shown: {second if isinstance(second, str) else 'not a full run'}.")
 elif not second:
@@ -148,14 +149,17 @@ else:
                          "studies runner": pd.Series({s: r["min_last5"] for s, r in second.items()})}
                         ).reindex(seeds)
     paired = both.dropna()
-    diff_mean, diff_half = interval((paired["studies runner"] - paired["this run"]).tolist())
-    where = "; ".join(sorted({", ".join(filter(None, (r["device"], r.get("cpu"), f"{r['cpu_threads']} thread(s)")))
-                              for r in second.values()}))
+    where = "; ".join(sorted({", ".join(filter(None, (
+        r["device"], r.get("cpu"), f"{r['cpu_threads']} thread(s)",
+        "compiled" if r.get("torch_compile") else "eager"))) for r in second.values()}))
     print(f"Studies runner ({where}): {len(paired)} of {len(seeds)} seeds; "
-          f"{(paired['studies runner'] >= 99.40).sum()} hold 99.40 % (here {(paired['this run'] >= 99.40).sum()}); "
-          f"mean of the worst last-5 epoch {paired['studies runner'].mean():.2f} % (here "
-          f"{paired['this run'].mean():.2f} %); runner minus here {diff_mean:+.3f} points "
-          f"(95 % interval {diff_mean - diff_half:+.3f} … {diff_mean + diff_half:+.3f}).")
+          f"{(paired['studies runner'] >= 99.40).sum()} hold 99.40 % "
+          f"(here {(paired['this run'] >= 99.40).sum()}); mean of the worst last-5 epoch "
+          f"{paired['studies runner'].mean():.2f} % (here {paired['this run'].mean():.2f} %).")
+    if len(paired) >= 2:
+        diff, half = interval((paired["studies runner"] - paired["this run"]).tolist())
+        print(f"Runner minus this run, paired by seed: {diff:+.3f} points "
+              f"(95 % interval {diff - half:+.3f} … {diff + half:+.3f}).")
     display(both.map(lambda x: "–" if pd.isna(x) else f"{x:.2f} %"))
 
 # %% [markdown]

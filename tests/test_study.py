@@ -203,10 +203,10 @@ def test_a_notebook_sees_only_comparable_current_baseline_runs(tmp_path):
     row = lambda v, s, **kw: {"variant": v, "seed": s, "status": "complete", "min_last5": 99.0,
                               "params": study.variants[v], "inputs_sha256": today, **kw}
     rows = [row("base", 1), row("base", 2, inputs_sha256="old"), row("base", 3, status="failed"),
-            row("other", 1)]
+            row("base", 4, params={"value": 98.0}), row("other", 1)]
     toml.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    notebook = {"seeds": [1, 2, 3], "value": 99.0, "fail": False, "pause": 0, "started": "",
-                "out_dir": "elsewhere", "unrelated": 1}
+    notebook = {"seeds": [1, 2, 3], "seed": 3, "value": 99.0, "fail": False, "pause": 0, "started": "",
+                "out_dir": "elsewhere", "device": "cuda", "torch_compile": True, "unrelated": 1}
     assert list(baseline_runs(toml, notebook)) == [1]
     assert baseline_runs(toml, {**notebook, "value": 98.5}) == \
         "not comparable: value=98.5 here, 99.0 in the study"
