@@ -289,9 +289,12 @@ def test_a_killed_or_interrupted_run_is_run_again_and_nothing_is_half_written(tm
     started = tmp_path / "started"
     toml = tiny_study(tmp_path, {"slow": f'{{pause = 120, started = "{started}"}}', "fast": "{}"},
                       seeds=[1])
+    # SIGINT as in a terminal: a test run started in the background (`make test &`) hands
+    # its children SIGINT ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "lib.study", "run", str(toml), "--jobs", "1",
                              "--heartbeat", "1"], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 180
     while not started.exists() and time.time() < deadline:
         time.sleep(0.2)
