@@ -275,16 +275,25 @@ def open_storage(url, heartbeat=30):
     given = url
     if url.startswith("postgresql://"):  # SQLAlchemy's default driver is psycopg2: use psycopg 3
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else \
+    sqlite = url.startswith("sqlite")
+    # SQLite: the driver's own BEGIN (isolation_level None) is replaced by BEGIN IMMEDIATE below
+    kwargs = {"connect_args": {"timeout": 60, "isolation_level": None}} if sqlite else \
         {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
-        return optuna.storages.RDBStorage(
+        storage = optuna.storages.RDBStorage(
             url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=5 * heartbeat,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback())
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
         raise StudyError(f"storage {safe(given)!r} cannot be used: {reason}") from None
+    if sqlite:  # SQLite has no row locks (Optuna's "for update" is a no-op there), and Python's
+        # driver begins a transaction only at the first write: two workers could both read a
+        # trial as waiting and both take it. A transaction that holds the write lock from its
+        # start makes the read and the write one step.
+        sqlalchemy.event.listen(storage.engine, "begin",
+                                lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    return storage
 
 
 def key(trial_or_row):

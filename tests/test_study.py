@@ -395,3 +395,32 @@ def _trial_states(url):
     return [(t.state.name, t.user_attrs.get("variant"), t.user_attrs.get("seed"))
             for t in study.get_trials(deepcopy=False)]
 
+
+
+TAKE = '''import sys, optuna
+from optuna.trial import TrialState
+from lib.study import open_storage
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+study = optuna.load_study(study_name="race", storage=open_storage(sys.argv[1]))
+while TrialState.WAITING in [t.state for t in study.get_trials(deepcopy=False)]:
+    study.optimize(lambda t: print(t.user_attrs.get("n"), flush=True) or 0.0, n_trials=1)
+'''
+
+
+def test_workers_on_one_sqlite_file_never_take_the_same_trial(tmp_path):
+    """SQLite has no row locks: without a transaction that holds the write lock from its start,
+    two workers both read a trial as waiting and both run it (it happened: one run deleted
+    the other's staging folder). Four processes empty a queue of 120 trials: each once."""
+    import optuna
+    from lib.study import open_storage
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    study = optuna.create_study(study_name="race", storage=open_storage(url))
+    for n in range(120):
+        study.enqueue_trial({}, user_attrs={"n": n}, skip_if_exists=False)
+    workers = [subprocess.Popen([sys.executable, "-c", TAKE, url], cwd=REPO, env=ENV, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    outs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0] * 4, outs
+    taken = [line for out, _ in outs for line in out.split() if line != "None"]  # None: queue empty
+    assert sorted(taken, key=int) == [str(n) for n in range(120)]
