@@ -20,7 +20,6 @@ and extrapolated to 15-epoch runs, and ends with `workers ratio: X` (2 workers o
 """
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from torchvision import datasets, transforms
 
 from lib.data import MEAN, STD, ensure_mnist, load_mnist
 from lib.models import Model_3
+from lib.run import cpu_name
+from lib.study import cpu_kind
 from lib.summary import macs_per_image
 from lib.train import (Batches, compile_in_place, compile_support, evaluate, pick_device,
                        resolve_compile)
@@ -134,14 +135,6 @@ def matmul_flops(device, n=2048, reps=10):
     return 2 * n ** 3 * reps / (time.perf_counter() - start)
 
 
-def cpu_name():
-    try:
-        lines = open("/proc/cpuinfo").read().splitlines()
-        return next(l.split(":", 1)[1].strip() for l in lines if l.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
-
-
 WORKERS_STUDY = """notebook = "notebooks/03_final.py"
 seeds = [1, 2, 3, 4]
 [defaults]
@@ -187,11 +180,11 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=3, help="epochs per run with --study-workers")
     args = ap.parse_args(argv)
     if args.study_workers:
-        print(f"studies runner on {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}")
+        print(f"studies runner on {cpu_name()} ({cpu_kind()}), {os.cpu_count()} cores, torch {torch.__version__}")
         return study_workers(args.epochs)
     device = pick_device(args.device)
     torch.manual_seed(0)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {cpu_kind()}"
     print(f"device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats")
 
