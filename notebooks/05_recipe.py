@@ -50,7 +50,11 @@
 # 0.02–0.4 by short exploratory runs that left no record; these runs are its evidence).
 # Two combinations of the three candidates that were ahead after seeds 101–102 follow
 # (`shared_conv_muon`, and `shared_conv_muon_bn` with the recomputed statistics too): chosen
-# on two seeds, so a bet that the remaining seeds judge like any other candidate.
+# on two seeds, so a bet that the remaining seeds judge like any other candidate. Two more
+# combinations of the three candidates ahead after all eight seeds, Muon with the recomputed
+# statistics (`muon_bn`) and that with the anti-aliased pool too (`blurpool_muon_bn`), were
+# added after seeing those seeds: these same seeds flatter them, so only a clear lead would
+# count, and block 3's ten report seeds (`04_seeds`) would be the honest test.
 # A candidate is adopted only where its paired interval lies above zero. To save runs, a
 # candidate whose mean difference on the study's first 4 seeds is below −0.05 points with
 # an interval below zero gets no more seeds (`[stop_early]` in the study's definition); the
