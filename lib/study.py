@@ -213,9 +213,21 @@ def baseline_runs(name, values):
     if other:
         return "not comparable: " + ", ".join(f"{n}={values[n]!r} here, {ran[n]!r} in the study"
                                               for n in other)
+    return current_runs(study, study.baseline)
+
+
+def candidate_runs(name):
+    """The current, complete runs of a study's other variants: {variant: {seed: row}}."""
+    study = load(name)
+    return {v: current_runs(study, v) for v in study.variants if v != study.baseline}
+
+
+def current_runs(study, variant):
+    """A study's complete runs of `variant` with today's code and parameters: {seed: row}."""
+    params = study.variants[variant]
     today = inputs_hash(study, params)
     return {r["seed"]: r for r in read_results(study.results).values()
-            if r["variant"] == study.baseline and r["status"] == "complete"
+            if r["variant"] == variant and r["status"] == "complete"
             and r.get("inputs_sha256") == today and r["params"] == params}
 
 

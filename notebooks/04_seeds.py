@@ -56,7 +56,7 @@ from lib import plots
 from lib.compare import interval
 from lib.models import MODELS
 from lib.run import Run, check_targets, summarize
-from lib.study import baseline_runs
+from lib.study import baseline_runs, candidate_runs
 from lib.summary import count_params
 from lib.train import ema_of, fit, mnist_batches, one_cycle, seed_everything
 
@@ -161,6 +161,26 @@ else:
         print(f"Runner minus this run, paired by seed: {diff:+.3f} points "
               f"(95 % interval {diff - half:+.3f} … {diff + half:+.3f}).")
     display(both.map(lambda x: "–" if pd.isna(x) else f"{x:.2f} %"))
+
+# %% [markdown]
+# A candidate for block 3 that won on the recipe study's tuning seeds is tried here on seeds
+# nobody tuned on: the seeds study runs it beside its baseline, on the same path. Each one,
+# paired by seed with the runner's `Model_3` (a variant with no run of today's code is not listed):
+
+# %%
+shown_with = run.full and isinstance(second, dict) and second  # the baseline runs, above
+candidates = {v: r for v, r in candidate_runs(study).items() if r} if shown_with else {}
+if not candidates:
+    print("None to show" + ("." if run.full else " (not a full run)."))
+for variant, runs in candidates.items():
+    ran = pd.Series({s: r["min_last5"] for s, r in runs.items()}).reindex(seeds).dropna()
+    base = pd.Series({s: r["min_last5"] for s, r in second.items()}).reindex(ran.index).dropna()
+    diff, half = interval((ran[base.index] - base).tolist())
+    params = next(iter(runs.values()))["params"]
+    print(f"{variant} ({', '.join(f'{k} = {v!r}' for k, v in params.items())}): "
+          f"{len(ran)} of {len(seeds)} seeds; {(ran >= 99.40).sum()} hold 99.40 %; mean of the worst "
+          f"last-5 epoch {ran.mean():.2f} %, worst {ran.min():.2f} %; minus Model_3 on {len(base)} paired "
+          f"seeds {diff:+.3f} points (95 % interval {diff - half:+.3f} … {diff + half:+.3f}).")
 
 # %% [markdown]
 # ## Target check

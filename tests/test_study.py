@@ -194,8 +194,9 @@ def test_stop_early_judges_the_first_seeds_and_needs_an_interval_below_zero(tmp_
 
 def test_a_notebook_sees_only_comparable_current_baseline_runs(tmp_path):
     """04_seeds sets the seeds study beside its own run: only the baseline's complete runs of
-    today's code count, and only where the notebook's parameters are the ones the study ran."""
-    from lib.study import baseline_runs, inputs_hash, load
+    today's code count, and only where the notebook's parameters are the ones the study ran;
+    so do the other variants' runs it shows (candidates on the same seeds)."""
+    from lib.study import baseline_runs, candidate_runs, inputs_hash, load
 
     toml = tiny_study(tmp_path, {"base": "{}", "other": "{value = 98.0}"}, seeds=(1, 2, 3))
     study = load(toml)
@@ -203,13 +204,15 @@ def test_a_notebook_sees_only_comparable_current_baseline_runs(tmp_path):
     row = lambda v, s, **kw: {"variant": v, "seed": s, "status": "complete", "min_last5": 99.0,
                               "params": study.variants[v], "inputs_sha256": today, **kw}
     rows = [row("base", 1), row("base", 2, inputs_sha256="old"), row("base", 3, status="failed"),
-            row("base", 4, params={"value": 98.0}), row("other", 1)]
+            row("base", 4, params={"value": 98.0}), row("other", 1),
+            row("other", 2, inputs_sha256=inputs_hash(study, {"value": 98.0}))]
     toml.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     notebook = {"seeds": [1, 2, 3], "seed": 3, "value": 99.0, "fail": False, "pause": 0, "started": "",
                 "out_dir": "elsewhere", "device": "cuda", "torch_compile": True, "unrelated": 1}
     assert list(baseline_runs(toml, notebook)) == [1]
     assert baseline_runs(toml, {**notebook, "value": 98.5}) == \
         "not comparable: value=98.5 here, 99.0 in the study"
+    assert {v: list(runs) for v, runs in candidate_runs(toml).items()} == {"other": [2]}
 
 
 @pytest.mark.parametrize("where", ["sqlite", "postgresql"])
