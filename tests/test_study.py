@@ -399,7 +399,6 @@ def _trial_states(url):
             for t in study.get_trials(deepcopy=False)]
 
 
-
 TAKE = '''import sys, optuna
 from optuna.trial import TrialState
 from lib.study import open_storage
