@@ -34,8 +34,7 @@ from torchvision import datasets, transforms
 
 from lib.data import MEAN, STD, ensure_mnist, load_mnist
 from lib.models import Model_3
-from lib.run import cpu_name
-from lib.study import cpu_kind
+from lib.run import cpu_kind, cpu_name
 from lib.summary import macs_per_image
 from lib.train import (Batches, compile_in_place, compile_support, evaluate, pick_device,
                        resolve_compile)

@@ -18,6 +18,22 @@ def conv(c_in, c_out, k=3, padding=0, dropout=0.0, order="relu-bn", stride=1):
     return nn.Sequential(*layers)
 
 
+class BlurPool(nn.Module):
+    """Anti-aliased subsampling (Zhang, "Making convolutional networks shift-invariant again",
+    2019): a fixed 3x3 binomial blur ([1, 2, 1] x [1, 2, 1] / 16, per channel, reflected
+    borders), then every second pixel. No parameters."""
+
+    kernel_size, stride, padding = 3, 2, 1  # for the receptive-field table
+
+    def __init__(self, channels):
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (k[:, None] * k[None, :] / 16).expand(channels, 1, 3, 3).clone())
+
+    def forward(self, x):
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.kernel, stride=2, groups=x.shape[1])
+
+
 class Model_1(nn.Module):
     """The seed repo's Block 2 network, reproduced exactly: 7,904 parameters.
 
@@ -75,8 +91,10 @@ class Model_2(nn.Module):
 
 class Model_3(nn.Module):
     """See the digit at full resolution twice, then go deep on a small map: a 5x5 conv and a
-    3x3 conv of 8 channels on the 28x28 image (RF 7), a max-pool to 11x11, then four 3x3
-    convs on it. 7,912 parameters, 668,384 MACs per image: 23 % fewer than Model_2 (869,760)."""
+    3x3 conv of 8 channels on the 28x28 image (RF 7), an anti-aliased max-pool to 11x11 (the
+    maximum over 2x2 windows at stride 1, then `BlurPool`), then four 3x3 convs on it.
+    7,912 parameters, 668,384 MACs per image: 23 % fewer than Model_2 (869,760); the blur
+    adds 8,712 that torchinfo does not count (a functional conv)."""
 
     def __init__(self, dropout=0.0):
         super().__init__()
@@ -85,14 +103,14 @@ class Model_3(nn.Module):
             conv(1, 8, k=5, dropout=d, order=o),  # 8x24x24   RF 5
             conv(8, 8, dropout=d, order=o),       # 8x22x22   RF 7
         )
-        self.pool = nn.MaxPool2d(2)              # 8x11x11   RF 8
+        self.pool = nn.Sequential(nn.MaxPool2d(2, stride=1), BlurPool(8))  # 8x21x21, 8x11x11  RF 8, 10
         self.block2 = nn.Sequential(
-            conv(8, 16, dropout=d, order=o),     # 16x9x9    RF 12
-            conv(16, 16, dropout=d, order=o),    # 16x7x7    RF 16
-            conv(16, 16, dropout=d, order=o),    # 16x5x5    RF 20
-            conv(16, 8, dropout=d, order=o),     # 8x3x3     RF 24
+            conv(8, 16, dropout=d, order=o),     # 16x9x9    RF 14
+            conv(16, 16, dropout=d, order=o),    # 16x7x7    RF 18
+            conv(16, 16, dropout=d, order=o),    # 16x5x5    RF 22
+            conv(16, 8, dropout=d, order=o),     # 8x3x3     RF 26
         )
-        self.gap = nn.AdaptiveAvgPool2d(1)       # 8x1x1     RF 28
+        self.gap = nn.AdaptiveAvgPool2d(1)       # 8x1x1     RF 30
         self.head = nn.Conv2d(8, 10, 1, bias=False)  # 10x1x1
 
     def forward(self, x):
@@ -101,7 +119,19 @@ class Model_3(nn.Module):
 
 
 # --- candidates: variants of Model_3 for the studies (studies/*.toml), named for what they
-# change. Not blocks: the recipe notebook (05_recipe) shows how each did against Model_3.
+# change. Not blocks: the recipe notebook (05_recipe) shows how each did against block 3's
+# model of then, Model_3_maxpool.
+
+class Model_3_maxpool(Model_3):
+    """Block 3's model before the margin search (issue 22): Model_3 with a plain 2x2 max-pool
+    (22 -> 11) instead of the anti-aliased one. 7,912 parameters, 668,384 MACs per image.
+    The recipe study's baseline, and the model the other candidates change."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__(dropout)
+        self.pool = nn.MaxPool2d(2)              # 8x11x11   RF 8
+
+
 
 class Model_3_stride2(nn.Module):
     """An earlier Model_3: downsample inside the first conv. One 5x5 conv of stride 2 turns
@@ -156,24 +186,8 @@ def separable(c_in, c_out, order="bn-relu"):
     return nn.Sequential(conv(c_in, c_out, k=(3, 1), order=order), conv(c_out, c_out, k=(1, 3), order=order))
 
 
-class BlurPool(nn.Module):
-    """Anti-aliased subsampling (Zhang, "Making convolutional networks shift-invariant again",
-    2019): a fixed 3x3 binomial blur ([1, 2, 1] x [1, 2, 1] / 16, per channel, reflected
-    borders), then every second pixel. No parameters."""
-
-    kernel_size, stride, padding = 3, 2, 1  # for the receptive-field table
-
-    def __init__(self, channels):
-        super().__init__()
-        k = torch.tensor([1.0, 2.0, 1.0])
-        self.register_buffer("kernel", (k[:, None] * k[None, :] / 16).expand(channels, 1, 3, 3).clone())
-
-    def forward(self, x):
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.kernel, stride=2, groups=x.shape[1])
-
-
-class Model_3_shared_conv(Model_3):
-    """Model_3 with one more layer and no more weights: its 16 -> 16 conv on the 7x7 map is
+class Model_3_shared_conv(Model_3_maxpool):
+    """Model_3_maxpool with one more layer and no more weights: its 16 -> 16 conv on the 7x7 map is
     first applied with padding 1 on the 9x9 map (its own BatchNorm), then as before. One
     weight, used twice: 7,944 parameters (+32, the BatchNorm), 855,040 MACs (+28 %)."""
 
@@ -186,8 +200,8 @@ class Model_3_shared_conv(Model_3):
         self.block2 = nn.Sequential(layers[0], shared, *layers[1:])
 
 
-class Model_3_dw_head(Model_3):
-    """Model_3 with a learnt spatial head: a depthwise 3x3 conv (one 3x3 filter per channel,
+class Model_3_dw_head(Model_3_maxpool):
+    """Model_3_maxpool with a learnt spatial head: a depthwise 3x3 conv (one 3x3 filter per channel,
     +72 parameters) weighs the final 3x3 map instead of averaging it. 7,984 parameters."""
 
     def __init__(self, dropout=0.0):
@@ -205,8 +219,8 @@ class MaxAvgPool(nn.AdaptiveAvgPool2d):
         return torch.cat([F.adaptive_max_pool2d(x, 1), super().forward(x)], dim=1)
 
 
-class Model_3_maxavg_head(Model_3):
-    """Model_3 whose head sees the maximum and the average of each final channel over the 3x3
+class Model_3_maxavg_head(Model_3_maxpool):
+    """Model_3_maxpool whose head sees the maximum and the average of each final channel over the 3x3
     map (16 numbers) through a 16 -> 10 1x1 conv: 7,992 parameters (+80)."""
 
     def __init__(self, dropout=0.0):
@@ -215,8 +229,8 @@ class Model_3_maxavg_head(Model_3):
         self.head = nn.Conv2d(16, 10, 1, bias=False)
 
 
-class Model_3_separable(Model_3):
-    """Model_3 with its two 16 -> 16 convs split into 3x1 + 1x3 pairs (`separable`); the
+class Model_3_separable(Model_3_maxpool):
+    """Model_3_maxpool with its two 16 -> 16 convs split into 3x1 + 1x3 pairs (`separable`); the
     weights saved buy width: 18 channels on the small map instead of 16, and 10 (not 8) into
     the head. 7,912 parameters, as Model_3."""
 
@@ -232,18 +246,8 @@ class Model_3_separable(Model_3):
         self.head = nn.Conv2d(10, 10, 1, bias=False)
 
 
-class Model_3_blurpool(Model_3):
-    """Model_3 with an anti-aliased max-pool: max over 2x2 windows at stride 1 (22 -> 21),
-    then `BlurPool` (blur, every second pixel: 21 -> 11). Same parameters (7,912); the blur
-    adds 8,712 MACs that torchinfo does not count (a functional conv)."""
-
-    def __init__(self, dropout=0.0):
-        super().__init__(dropout)
-        self.pool = nn.Sequential(nn.MaxPool2d(2, stride=1), BlurPool(8))  # 8x11x11
-
-
 MODELS = {cls.__name__: cls for cls in (Model_1, Model_2, Model_3)}
-CANDIDATES = {cls.__name__: cls for cls in (Model_3_stride2, Model_3_one_5x5, Model_3_shared_conv,
-                                            Model_3_dw_head, Model_3_maxavg_head, Model_3_separable,
-                                            Model_3_blurpool)}
+CANDIDATES = {cls.__name__: cls for cls in (Model_3_maxpool, Model_3_stride2, Model_3_one_5x5,
+                                            Model_3_shared_conv, Model_3_dw_head, Model_3_maxavg_head,
+                                            Model_3_separable)}
 MODELS.update(CANDIDATES)

@@ -44,6 +44,21 @@ def cpu_name():
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def cpu_kind():
+    """What sets the CPU's float path beyond its model name, which a virtual machine often gives
+    as just "AMD EPYC": the vendor's family and model numbers, and the kernels ATen dispatches
+    to ("family 25 model 17, ATen AVX512"; ATEN_CPU_CAPABILITY moves the second)."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            fields.setdefault(name.strip(), value.strip())
+    except OSError:
+        pass
+    family = f"family {fields['cpu family']} model {fields['model']}, " if "cpu family" in fields else ""
+    return family + f"ATen {torch.backends.cpu.get_cpu_capability()}"
+
+
 def device_name(device):
     """The model name of the GPU (CUDA) or else of the CPU: the last digits depend on it."""
     return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
@@ -56,7 +71,7 @@ class RunInfo(dict):
     def table(self):
         p = self["parameters"]
         dirty = {True: "yes (in lib/ or notebooks/)", False: "no"}.get(self["git_dirty"], "unknown")
-        rows = {"notebook": self["notebook"], "device": self["device"],
+        rows = {"notebook": self["notebook"], "device": self["device"], "CPU kind": self["cpu_kind"],
                 "CPU threads": self["cpu_threads"], "torch": self["torch"],
                 "torchvision": self["torchvision"], "python": self["python"],
                 "torch.compile": "on" if self["torch_compile"] else "off",
@@ -109,6 +124,7 @@ class Run:
         """Where and how this runs: a dict, shown as tables when it ends a notebook cell."""
         name = device_name(self.device)
         return RunInfo(notebook=self.notebook, device=f"{self.device} ({name})", device_name=name,
+                       cpu_kind=cpu_kind(),
                        torch=torch.__version__, torchvision=torchvision.__version__,
                        python=platform.python_version(), cpu_threads=torch.get_num_threads(),
                        torch_compile=self.compile, git_commit=self.commit, git_dirty=self.dirty,
@@ -124,6 +140,7 @@ class Run:
         record = {"notebook": self.notebook, **metrics, "full_run": self.full,
                   "seed": self.params.get("seed"),
                   "device": info["device"], "device_name": info["device_name"],
+                  "cpu_kind": info["cpu_kind"],
                   "torch": info["torch"],
                   "torchvision": info["torchvision"], "torch_compile": self.compile,
                   "cpu_threads": info["cpu_threads"], "git_commit": self.commit,

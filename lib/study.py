@@ -251,20 +251,22 @@ def check(study):
 
 
 def inputs_hash(study, params):
-    """sha256 over the code one run executes: the notebook's code cells (not its prose),
-    lib/data.py, lib/train.py and lib/run.py, the model's class, its base classes and the classes of its
-    layers from lib/models.py (and the conv helpers), the pinned
-    requirements, and its parameters. A row whose hash differs from today's ran other code:
-    it is stale."""
+    """sha256 over what one run computes: the notebook's code cells (not its prose, not its
+    parameters cell), the parameters it runs with (the notebook's defaults, then the
+    variant's; seed and out_dir aside), lib/data.py, lib/train.py and lib/run.py, the model's
+    class, its base classes and the classes of its layers from lib/models.py (and the conv
+    helpers), and the pinned requirements. A row whose hash differs from today's ran other
+    code: it is stale. A default changed in the notebook stales only the variants that use it."""
     import jupytext
     from lib import models
 
     nb = jupytext.read(study.notebook)
-    values = {n: parse_value(s) for n, s in notebook_parameters(nb).items()}
-    model = models.MODELS[{**values, **params}.get("model_name", "Model_3")]
+    ran = {n: parse_value(s) for n, s in notebook_parameters(nb).items() if n not in FIXED}
+    ran.update(params)
+    model = models.MODELS[ran.get("model_name", "Model_3")]
     h = hashlib.sha256()
     for cell in nb.cells:
-        if cell.cell_type == "code":
+        if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
             h.update(cell.source.encode() + b"\0")
     for path in (REPO / "lib/data.py", REPO / "lib/train.py", REPO / "lib/run.py", REPO / "requirements.txt"):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -273,7 +275,7 @@ def inputs_hash(study, params):
             *(type(m) for m in model().modules() if ours(type(m)))}
     for obj in sorted(used, key=lambda o: o.__qualname__):
         h.update(inspect.getsource(obj).encode())
-    h.update(json.dumps(params, sort_keys=True).encode())
+    h.update(json.dumps(ran, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -423,7 +425,7 @@ def take_back(storage_study, trial):
 def provenance():
     """Where a run ran: host, CPU/GPU model, threads, versions, commit (and dirty flag)."""
     import torch
-    from lib.run import device_name, git_commit
+    from lib.run import cpu_kind, device_name, git_commit
     from lib.train import pick_device
 
     commit, dirty = git_commit()
@@ -432,23 +434,6 @@ def provenance():
             "cpu": cpu_kind(),
             "cpu_threads": int(os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads()),
             "torch": torch.__version__, "git_commit": commit, "git_dirty": dirty}
-
-
-def cpu_kind():
-    """What sets the CPU's float path beyond its model name, which a virtual machine often gives
-    as just "AMD EPYC": the vendor's family and model numbers, and the kernels ATen dispatches
-    to ("family 25 model 17, ATen AVX512"; ATEN_CPU_CAPABILITY moves the second)."""
-    import torch
-
-    fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            name, _, value = line.partition(":")
-            fields.setdefault(name.strip(), value.strip())
-    except OSError:
-        pass
-    family = f"family {fields['cpu family']} model {fields['model']}, " if "cpu family" in fields else ""
-    return family + f"ATen {torch.backends.cpu.get_cpu_capability()}"
 
 
 def objective(study, trial, where):

@@ -290,10 +290,10 @@ def train_epoch(model, batches, optimizer, scheduler=None, per_batch=False, desc
 @torch.no_grad()
 def recompute_bn(model, batches, images):
     """Set `model`'s BatchNorm statistics to those of its own activations on the first
-    `images` training images, un-augmented (a cumulative average, as SWA does), instead of the
-    running averages collected while the weights moved (as torch's `update_bn` does: the mean
-    of per-batch statistics, batches of 1,000). Only BatchNorm is in training mode (dropout
-    stays off): draws no random numbers."""
+    `images` training images (all of them, if fewer), un-augmented (a cumulative average, as
+    SWA does), instead of the running averages collected while the weights moved (as torch's
+    `update_bn` does: the mean of per-batch statistics, batches of 1,000). Only BatchNorm is
+    in training mode (dropout stays off): draws no random numbers."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [bn.momentum for bn in bns]
     was_training = model.training
@@ -302,6 +302,7 @@ def recompute_bn(model, batches, images):
         bn.reset_running_stats()
         bn.momentum = None
         bn.train()
+    images = min(images, len(batches.x))
     for start in range(0, images, 1000):
         x = batches.x[start:min(start + 1000, images)]
         model.forward((x - MEAN) / STD)  # forward(): eager, also where the model is compiled

@@ -42,8 +42,8 @@ rotation = 7.0
 dropout = 0.0
 weight_decay = 1e-4
 ema_decay = 0.999  # test the moving average of the weights; 0: the weights themselves
-muon_lr = 0.0      # > 0: Muon at this peak lr for the conv weights (SGD for the rest)
-bn_recompute = 0   # > 0: BatchNorm statistics recomputed on this many training images before each test
+muon_lr = 0.2      # peak lr of Muon for the conv weights (SGD for the rest); 0: SGD for all
+bn_recompute = 10000  # BatchNorm statistics recomputed on this many training images before each test; 0: not
 torch_compile = "auto"  # "auto": on the CPU if a C++ compiler is found; True; False
 study = "seeds"  # the same seeds run by the studies runner (studies/<study>.toml), shown beside this run
 out_dir = "reports"
@@ -163,9 +163,11 @@ else:
     display(both.map(lambda x: "–" if pd.isna(x) else f"{x:.2f} %"))
 
 # %% [markdown]
-# A candidate for block 3 that won on the recipe study's tuning seeds is tried here on seeds
-# nobody tuned on: the seeds study runs it beside its baseline, on the same path. Each one,
-# paired by seed with the runner's `Model_3` (a variant with no run of today's code is not listed):
+# The seeds study also runs block 3 as it was before the search for a margin
+# (`Model_3_maxpool`: a plain max-pool, SGD for every weight, the averaged BatchNorm
+# statistics; see `05_recipe`) on the same seeds and path: what adopting the pool, Muon and
+# the measured statistics changed on seeds nobody tuned on. Each such variant, paired by
+# seed with the runner's `Model_3` (a variant with no run of today's code is not listed):
 
 # %%
 shown_with = run.full and isinstance(second, dict) and second  # the baseline runs, above

@@ -41,22 +41,38 @@ def test_receptive_field_is_computed_from_the_layers():
     # the global average pool of Model_3 is adaptive: its window is the 3x3 map it receives
     rf3 = rf_table(MODELS["Model_3"]())
     assert rf3.set_index("layer").loc["gap", "kernel"] == 3
-    assert rf3.rf.iloc[-1] == 28
+    assert rf3.rf.iloc[-1] == 30
 
 
 def test_final_model_sees_the_full_image_twice_then_works_on_11x11_and_costs_less_than_block_2s():
     model = MODELS["Model_3"]()
     rf = rf_table(model)
-    assert rf.type.tolist() == ["Conv2d"] * 2 + ["MaxPool2d"] + ["Conv2d"] * 4 + ["AdaptiveAvgPool2d", "Conv2d"]
+    assert rf.type.tolist() == ["Conv2d"] * 2 + ["MaxPool2d", "BlurPool"] + ["Conv2d"] * 4 \
+        + ["AdaptiveAvgPool2d", "Conv2d"]
     assert (rf.kernel[0], rf.stride[0], rf.size_out[0]) == (5, 1, 24)  # every pixel seen
     assert (rf.kernel[1], rf.stride[1], rf.size_out[1]) == (3, 1, 22)
-    assert rf.size_out[2] == 11
-    assert rf.rf.tolist() == [5, 7, 8, 12, 16, 20, 24, 28, 28]
+    assert (rf.stride[2], rf.size_out[2], rf.size_out[3]) == (1, 21, 11)  # max at stride 1, then blur
+    assert rf.rf.tolist() == [5, 7, 8, 10, 14, 18, 22, 26, 30, 30]
     assert count_params(model) == 7912
     # convs: weights x output pixels; plus one per BatchNorm parameter and the 1x1 head
+    # (the blur is a functional conv, which torchinfo does not count: 8 x 9 x 121 = 8,712)
     convs = 200 * 576 + 576 * 484 + 1152 * 81 + 2304 * 49 + 2304 * 25 + 1152 * 9 + 80
     assert macs_per_image(model) == convs + 2 * (8 + 8 + 16 + 16 + 16 + 8) == 668_384
-    assert macs_per_image(model) < macs_per_image(MODELS["Model_2"]())
+    assert macs_per_image(model) + 8 * 9 * 121 < macs_per_image(MODELS["Model_2"]())
+
+
+def test_block_3_before_the_margin_search_differs_from_model_3_in_the_pool_alone():
+    """Model_3_maxpool (the recipe study's baseline) is Model_3 with a plain 2x2 max-pool:
+    for one seed both draw the same weights, so the study compares the pools, not the draws."""
+    before = MODELS["Model_3_maxpool"]
+    assert rf_table(before()).rf.tolist() == [5, 7, 8, 12, 16, 20, 24, 28, 28]
+    assert isinstance(before().pool, torch.nn.MaxPool2d) and before().pool.stride == 2
+    torch.manual_seed(0)
+    a = MODELS["Model_3"]().state_dict()
+    torch.manual_seed(0)
+    b = before().state_dict()
+    assert set(a) - set(b) == {"pool.1.kernel"} and not set(b) - set(a)
+    assert all(torch.equal(a[k], b[k]) for k in b)
 
 
 def test_macs_of_the_seed_model():
@@ -69,15 +85,14 @@ def test_macs_of_the_seed_model():
 def test_candidates_change_what_their_names_say():
     shared = MODELS["Model_3_shared_conv"]()
     assert shared.block2[1][0].weight is shared.block2[2][0].weight  # one weight, used twice
-    assert count_params(shared) == count_params(MODELS["Model_3"]()) + 32  # + one BatchNorm
+    assert count_params(shared) == count_params(MODELS["Model_3_maxpool"]()) + 32  # + one BatchNorm
     convs = layer_table(shared).query("type == 'Conv2d'")
     assert convs.output.tolist()[2:5] == [(16, 9, 9), (16, 9, 9), (16, 7, 7)]
     assert count_params(MODELS["Model_3_dw_head"]()) == 7912 + 72
     assert count_params(MODELS["Model_3_maxavg_head"]()) == 7912 + 80
     assert layer_table(MODELS["Model_3_separable"]()).type.tolist().count("Conv2d") == 9
-    blur = MODELS["Model_3_blurpool"]()
-    assert count_params(blur) == 7912
-    assert layer_table(blur).set_index("layer").loc["pool.1", "output"] == (8, 11, 11)
+    assert count_params(MODELS["Model_3_maxpool"]()) == 7912
+    assert layer_table(MODELS["Model_3"]()).set_index("layer").loc["pool.1", "output"] == (8, 11, 11)
 
 
 def test_blurpool_keeps_a_flat_image_flat_and_halves_the_map():

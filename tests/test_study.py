@@ -111,7 +111,7 @@ def test_make_study_records_every_variant_and_seed_exactly_once(smoke):
 
 def test_a_row_names_the_kernels_aten_ran():
     """ATEN_CPU_CAPABILITY moves the float path on one machine: the row says which it was."""
-    code = "from lib.study import cpu_kind; print(cpu_kind())"
+    code = "from lib.run import cpu_kind; print(cpu_kind())"
     said = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                           env={**os.environ, "ATEN_CPU_CAPABILITY": "default"}).stdout.strip()
     assert said.endswith("ATen DEFAULT"), said
@@ -284,6 +284,54 @@ def test_changed_parameters_and_changed_code_are_run_again(tmp_path):
     assert after[("b", 1)]["inputs_sha256"] != rows[("b", 1)]["inputs_sha256"]
     assert after[("b", 1)]["trial"] != rows[("b", 1)]["trial"]
     assert "2/2 runs complete" in done.stdout
+
+
+def test_a_changed_default_stales_only_the_variants_that_run_with_it(tmp_path):
+    """The hash covers what a run computes: the notebook's code and the parameters it runs
+    with, not the parameters cell as written, nor the prose."""
+    import jupytext
+    from lib.study import inputs_hash, load
+
+    toml = tiny_study(tmp_path, {"pinned": "{value = 98.0}", "default": "{}"})
+    notebook = tmp_path / "tiny.py"
+    before = {v: inputs_hash(load(toml), p) for v, p in load(toml).variants.items()}
+    nb = jupytext.read(notebook)
+    nb.cells.insert(1, jupytext.reads("# %% [markdown]\n# prose", fmt="py:percent").cells[0])
+    jupytext.write(nb, notebook, fmt="py:percent")
+    assert {v: inputs_hash(load(toml), p) for v, p in load(toml).variants.items()} == before
+    notebook.write_text(notebook.read_text().replace("value = 99.0", "value = 99.5"))
+    after = {v: inputs_hash(load(toml), p) for v, p in load(toml).variants.items()}
+    assert after["pinned"] == before["pinned"] and after["default"] != before["default"]
+    notebook.write_text(notebook.read_text().replace("assert not fail", "assert not fail  # edited"))
+    assert inputs_hash(load(toml), {"value": 98.0}) != before["pinned"]
+
+
+def test_rekey_carries_only_the_rows_whose_smoke_runs_are_equal():
+    """`lib.rekey` from this commit: block 3's smoke run at HEAD and today is the same, so its
+    rows carry over; the stride-2 model's smoke run is not block 3's, so nothing is carried
+    to block 3 from it (a dry run: the committed record is not touched)."""
+    from lib.rekey import rekey
+
+    said = []
+    counts = rekey("tests/studies/smoke.toml", "HEAD", {"stride2_first_conv": "Model_3"},
+                   dry_run=True, log=said.append)
+    assert counts == {"Model_3": 2}, said
+    assert any("stride2_first_conv -> Model_3" in line and "DIFFER" in line for line in said), said
+    assert any(re.search(r"Model_3 -> Model_3 +smoke runs equal; 2 rows", line) for line in said), said
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--from", "no-such-commit"], "--from 'no-such-commit': not a commit of this repository"),
+    (["--from", "HEAD", "--rename", "Model_3=nope"], "--rename Model_3=nope: not a variant of smoke.toml"),
+    (["--from", "HEAD", "--rename", "Model_3"], "--rename 'Model_3': allowed: OLD=NEW"),
+])
+def test_rekey_refuses_bad_input_in_one_line(args, message):
+    before = (REPO / "tests/studies/smoke.jsonl").read_bytes()
+    done = subprocess.run([sys.executable, "-m", "lib.rekey", "tests/studies/smoke.toml", *args],
+                          cwd=REPO, capture_output=True, text=True, env=ENV)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(f"error: {message}")
+    assert (REPO / "tests/studies/smoke.jsonl").read_bytes() == before
 
 
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
