@@ -94,8 +94,8 @@ def rekey(name, commit, renames, dry_run=False, log=print):
     BUILD.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
         checkout(commit, tmp)
-        then = probe(tmp, str(study.path.relative_to(REPO)), sorted(mapping))
-    today = probe(REPO, str(study.path), sorted(set(mapping.values())))
+        then = probe(tmp, str(study.path.resolve().relative_to(REPO)), sorted(mapping))
+    today = probe(REPO, str(study.path.resolve()), sorted(set(mapping.values())))
     counts, moved = {}, {}
     for old, new in mapping.items():
         same = then[old]["history"] == today[new]["history"]
