@@ -42,6 +42,8 @@ from lib.study import inputs_hash, load
 study, smoke, seed = load(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
 out = {}
 for variant in json.loads(sys.argv[4]):
+    if variant not in study.variants:  # rows of a variant the study no longer had then
+        continue
     params = study.variants[variant]
     with tempfile.TemporaryDirectory() as tmp:
         record = execute(study.notebook, tmp, {**params, **smoke, "seed": seed},
@@ -98,6 +100,9 @@ def rekey(name, commit, renames, dry_run=False, log=print):
     today = probe(REPO, str(study.path.resolve()), sorted(set(mapping.values())))
     counts, moved = {}, {}
     for old, new in mapping.items():
+        if old not in then:
+            log(f"  {old:>22}: not a variant of the study at that commit: its rows are left stale")
+            continue
         same = then[old]["history"] == today[new]["history"]
         mine = [k for k, r in rows.items() if r["variant"] == old and r["status"] == "complete"
                 and r.get("inputs_sha256") == then[old]["inputs_sha256"]
