@@ -3,6 +3,7 @@ papermill with injected parameters, recorded in Optuna's storage, exported as JS
 
     python -m lib.study run recipe [--jobs 2] [--storage URL] [--retry-failed] [--rerun-stale]
     python -m lib.study export recipe [--storage URL]
+    python -m lib.study compare recipe     # its runs of today's code, paired with the baseline
 
 A study is a file `studies/<name>.toml` (or a path to one):
 
@@ -229,6 +230,33 @@ def current_runs(study, variant):
     return {r["seed"]: r for r in read_results(study.results).values()
             if r["variant"] == variant and r["status"] == "complete"
             and r.get("inputs_sha256") == today and r["params"] == params}
+
+
+def summary(study):
+    """The study's evidence as text: per variant its complete runs of today's code, how many
+    hold 99.40 % in each of the last 5 epochs, mean / sd / worst and the difference to the
+    baseline paired by seed with its 95 % interval (`lib.compare`); then where they ran."""
+    import pandas as pd
+    from lib import compare
+
+    runs = {v: current_runs(study, v) for v in study.variants}
+    rows = [r for by_seed in runs.values() for r in by_seed.values()]
+    recorded = len(read_results(study.results))
+    lines = [f"[{study.name}] {len(rows)} complete runs of today's code, of {len(study.grid())} in the "
+             f"grid ({recorded - len(rows)} other rows recorded: stale, failed or of other parameters)"]
+    if not rows:
+        return "\n".join(lines + [f"nothing to compare yet: make study STUDY={study.name}"])
+    table = compare.variant_table(compare.runs_frame(rows, study.variants), study.baseline)
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        lines.append(compare.shown(table).to_string())
+    lines.append("held 99.40 % in each of the last 5 epochs: " + ", ".join(
+        f"{v} {sum(r['min_last5'] >= 99.40 for r in by_seed.values())} of {len(by_seed)}"
+        for v, by_seed in runs.items() if by_seed))
+    where = sorted({", ".join(filter(None, (r["device"], r.get("cpu"), f"{r['cpu_threads']} thread(s)",
+                                            "compiled" if r.get("torch_compile") else "eager")))
+                    for r in rows})
+    lines.append("ran on: " + "; ".join(where))
+    return "\n".join(lines)
 
 
 def check(study):
@@ -619,6 +647,8 @@ def main(argv=None):
         ("run", "run what is missing of a study, with --jobs workers here"),
         ("work", "one worker (what `run` starts --jobs times)"),
         ("export", "rewrite the study's results file from its storage")]}
+    compare = sub.add_parser("compare", help="print the study's runs of today's code, paired with its baseline")
+    compare.add_argument("study", help="a name in studies/ (recipe) or a path to a .toml")
     for p in commands.values():
         p.add_argument("study", help="a name in studies/ (recipe) or a path to a .toml")
         p.add_argument("--storage", help="an SQLAlchemy URL (default: sqlite:///build/studies/<name>.db)")
@@ -632,6 +662,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        if args.command == "compare":
+            return print(summary(load(args.study)))
         if args.max_runs is not None and args.max_runs < 1:
             raise StudyError(f"--max-runs={args.max_runs} is invalid; allowed: an integer >= 1")
         if args.jobs < 1:

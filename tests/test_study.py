@@ -215,6 +215,27 @@ def test_a_notebook_sees_only_comparable_current_baseline_runs(tmp_path):
     assert {v: list(runs) for v, runs in candidate_runs(toml).items()} == {"other": [2]}
 
 
+def test_compare_prints_current_runs_paired_with_the_baseline(tmp_path):
+    """`python -m lib.study compare`: only runs of today's code count; the difference is per seed."""
+    from lib.study import inputs_hash, load
+
+    toml = tiny_study(tmp_path, {"base": "{}", "other": "{value = 98.0}"}, seeds=(1, 2, 3))
+    study = load(toml)
+    row = lambda v, s, acc, **kw: {"variant": v, "seed": s, "status": "complete", "min_last5": acc,
+                                   "params": study.variants[v], "cpu_threads": 1, "device": "cpu (x)",
+                                   "inputs_sha256": inputs_hash(study, study.variants[v]), **kw}
+    rows = [row("base", 1, 99.50), row("base", 2, 99.30), row("base", 3, 99.60),
+            row("other", 1, 99.40), row("other", 2, 99.25), row("other", 3, 99.0, inputs_sha256="old")]
+    toml.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = study_cmd("compare", toml)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "5 complete runs of today's code, of 6 in the grid (1 other rows recorded" in out
+    assert re.search(r"other +2 +99\.325 .* -0\.075 \(2 seeds\)", out), out  # seeds 1 and 2 only
+    assert "held 99.40 % in each of the last 5 epochs: base 2 of 3, other 1 of 2" in out
+    assert "ran on: cpu (x), 1 thread(s), eager" in out
+
+
 @pytest.mark.parametrize("where", ["sqlite", "postgresql"])
 def test_a_run_enqueued_again_goes_back_to_its_place_in_the_grid(tmp_path, request, where):
     """Interrupted on seed 1 with seed 2 waiting: the next `run` queues seed 1 first again
