@@ -27,7 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lib.study import BUILD, REPO, StudyError, load, read_results
+from lib.pipeline import shown
+from lib.study import BUILD, REPO, StudyError, load, read_results, write_results
 
 SMOKE = {"train_limit": 10000, "test_limit": 1000, "epochs": 1, "device": "cpu",
          "torch_compile": False}
@@ -129,14 +130,10 @@ def rekey(name, commit, renames, dry_run=False, log=print):
     if dry_run:
         log(f"[{name}] dry run: nothing written")
         return counts
-    order = {v: i for i, v in enumerate(study.variants)}
-    out = sorted(rows.values(), key=lambda r: (order.get(r["variant"], len(order)), r["variant"], r["seed"]))
-    tmp = study.results.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in out))
-    os.replace(tmp, study.results)
-    log(f"[{name}] {sum(counts.values())} rows rekeyed; written {study.results.relative_to(REPO)}")
+    write_results(study, rows)
+    log(f"[{name}] {sum(counts.values())} rows rekeyed; written {shown(study.results)}")
     if study.runs_dir.with_suffix(".db").exists():
-        log(f"[{name}] note: {study.runs_dir.with_suffix('.db').relative_to(REPO)} still holds the old "
+        log(f"[{name}] note: {shown(study.runs_dir.with_suffix('.db'))} still holds the old "
             "trials; delete it before the next `make study` (a fresh storage starts from the results file)")
     return counts
 

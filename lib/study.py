@@ -377,7 +377,12 @@ def recorded(study, storage_study):
 
 def export(study, storage_study):
     """Rewrite the results file (atomically): one run a row, sorted by variant and seed."""
-    rows = recorded(study, storage_study)
+    return write_results(study, recorded(study, storage_study))
+
+
+def write_results(study, rows):
+    """Write {(variant, seed): row} to the results file (atomically), sorted by variant (in
+    the study's order) and seed; returns the rows as written."""
     order = {v: i for i, v in enumerate(study.variants)}
     rows = sorted(rows.values(), key=lambda r: (order.get(r["variant"], len(order)), r["variant"], r["seed"]))
     tmp = study.results.with_suffix(f".jsonl.{os.getpid()}.tmp")
