@@ -5,7 +5,8 @@
 The project's JupyterLab defaults live in .jupyter/labconfig/default_setting_overrides.json:
 a .py opens as a notebook (jupytext's "Jupytext Notebook" viewer), no news pop-up. Adding
 .jupyter/ to JUPYTER_CONFIG_PATH applies them to this server only; nothing is written to the
-user's ~/.jupyter, and a setting the user made there still wins. notebooks/jupytext.toml pairs
+user's ~/.jupyter, and a setting the user made there still wins. As root (a container), it
+passes --allow-root, which JupyterLab asks for there. notebooks/jupytext.toml pairs
 each .py with its .ipynb, so saving either writes both.
 """
 import os
@@ -21,7 +22,9 @@ def lab_command(args=(), root=REPO / "notebooks"):
     env = dict(os.environ)
     env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
         p for p in [str(SETTINGS), env.get("JUPYTER_CONFIG_PATH")] if p)
-    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *args]
+    # JupyterLab refuses to start as root (containers run as root) unless told it may
+    root_ok = ["--allow-root"] if os.geteuid() == 0 and "--allow-root" not in args else []
+    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *root_ok, *args]
     return argv, env
 
 

@@ -123,7 +123,7 @@ class Model_3(nn.Module):
 # model of then, Model_3_maxpool.
 
 class Model_3_maxpool(Model_3):
-    """Block 3's model before the margin search (issue 22): Model_3 with a plain 2x2 max-pool
+    """Block 3's model before the search for a margin: Model_3 with a plain 2x2 max-pool
     (22 -> 11) instead of the anti-aliased one. 7,912 parameters, 668,384 MACs per image.
     The recipe study's baseline, and the model the other candidates change."""
 
@@ -246,8 +246,111 @@ class Model_3_separable(Model_3_maxpool):
         self.head = nn.Conv2d(10, 10, 1, bias=False)
 
 
+# --- the frontier: how small can the network be? (studies/frontier.toml, 06_frontier). Block 3's
+# layout at other widths, its small map made of depthwise-separable convs at the small end, and
+# one course repo's layout for comparison. Each size a named class: a study row names it.
+
+def dw_separable(c_in, c_out, order="bn-relu"):
+    """A depthwise-separable 3x3 conv: one 3x3 filter per input channel (groups = c_in), then
+    a 1x1 conv c_in -> c_out, then BatchNorm/ReLU: 9 c_in + c_in c_out weights instead of
+    9 c_in c_out. No BatchNorm between the two halves (Xception's choice)."""
+    return nn.Sequential(nn.Conv2d(c_in, c_in, 3, groups=c_in, bias=False),
+                         conv(c_in, c_out, k=1, order=order))
+
+
+class Frontier(nn.Module):
+    """Block 3's layout at widths set by the subclass: `stem` channels in the two
+    full-resolution convs, `width` on the 11x11 map, `out` into the classifier; with
+    `depthwise`, the four convs of the small map are depthwise-separable (`dw_separable`).
+    RF 30, as Model_3."""
+
+    stem, width, out, depthwise = 8, 16, 8, False
+
+    def __init__(self, dropout=0.0):
+        super().__init__()
+        d, o, c1, c2, c3 = dropout, "bn-relu", self.stem, self.width, self.out
+        small = (lambda a, b: dw_separable(a, b, order=o)) if self.depthwise else \
+            (lambda a, b: conv(a, b, dropout=d, order=o))
+        self.block1 = nn.Sequential(
+            conv(1, c1, k=5, dropout=d, order=o),  # c1x24x24  RF 5
+            conv(c1, c1, dropout=d, order=o),      # c1x22x22  RF 7
+        )
+        self.pool = nn.Sequential(nn.MaxPool2d(2, stride=1), BlurPool(c1))  # c1x21x21, c1x11x11  RF 8, 10
+        self.block2 = nn.Sequential(
+            small(c1, c2),                       # c2x9x9    RF 14
+            small(c2, c2),                       # c2x7x7    RF 18
+            small(c2, c2),                       # c2x5x5    RF 22
+            small(c2, c3),                       # c3x3x3    RF 26
+        )
+        self.gap = nn.AdaptiveAvgPool2d(1)       # c3x1x1    RF 30
+        self.head = nn.Conv2d(c3, 10, 1, bias=False)  # 10x1x1
+
+    def forward(self, x):
+        x = self.block2(self.pool(self.block1(x)))
+        return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
+
+
+class Frontier_4530(Frontier):
+    """Block 3's layout, every width three quarters of Model_3's: 6 / 12 / 6. 4,530 parameters."""
+    stem, width, out = 6, 12, 6
+
+
+class Frontier_sep_3592(Frontier):
+    """Model_3's full-resolution convs (8 channels); 24 channels on the small map in
+    depthwise-separable convs, 16 into the classifier. 3,592 parameters."""
+    stem, width, out, depthwise = 8, 24, 16, True
+
+
+class Frontier_sep_2516(Frontier):
+    """6 channels at full resolution, 20 on the small map (depthwise-separable), 12 into the
+    classifier. 2,516 parameters."""
+    stem, width, out, depthwise = 6, 20, 12, True
+
+
+class Frontier_sep_1680(Frontier):
+    """4 channels at full resolution, 16 on the small map (depthwise-separable), 10 into the
+    classifier. 1,680 parameters."""
+    stem, width, out, depthwise = 4, 16, 10, True
+
+
+class Frontier_sep_931(Frontier):
+    """3 channels at full resolution, 10 on the small map (depthwise-separable), 8 into the
+    classifier. 931 parameters."""
+    stem, width, out, depthwise = 3, 10, 8, True
+
+
+class Woolly_3762(nn.Module):
+    """The 3,762-parameter layout of a course repo (adilsammar/woolly-of-cv, MNIST, "3762"):
+    three blocks of three padded 3x3 convs, 4-4-4 at 28x28, max-pool, 8-8-8 at 14x14,
+    max-pool, 8-8-8 at 7x7, global average pool, a 1x1 conv 8 -> 10. Each conv with a bias,
+    then BatchNorm, ReLU and Dropout2d (their 0.01 by default; our recipe passes its own),
+    as theirs. 3,762 parameters."""
+
+    def __init__(self, dropout=0.01):
+        super().__init__()
+
+        def cbr(c_in, c_out):
+            layers = [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+            return nn.Sequential(*layers, *([nn.Dropout2d(dropout)] if dropout else []))
+
+        self.block1 = nn.Sequential(cbr(1, 4), cbr(4, 4), cbr(4, 4))   # 4x28x28  RF 3, 5, 7
+        self.pool1 = nn.MaxPool2d(2)                                    # 4x14x14  RF 8
+        self.block2 = nn.Sequential(cbr(4, 8), cbr(8, 8), cbr(8, 8))   # 8x14x14  RF 12, 16, 20
+        self.pool2 = nn.MaxPool2d(2)                                    # 8x7x7    RF 22
+        self.block3 = nn.Sequential(cbr(8, 8), cbr(8, 8), cbr(8, 8))   # 8x7x7    RF 30, 38, 46
+        self.gap = nn.AdaptiveAvgPool2d(1)                              # 8x1x1    RF 70
+        self.head = nn.Conv2d(8, 10, 1)                                 # 10x1x1
+
+    def forward(self, x):
+        x = self.block3(self.pool2(self.block2(self.pool1(self.block1(x)))))
+        return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
+
+
 MODELS = {cls.__name__: cls for cls in (Model_1, Model_2, Model_3)}
 CANDIDATES = {cls.__name__: cls for cls in (Model_3_maxpool, Model_3_stride2, Model_3_one_5x5,
                                             Model_3_shared_conv, Model_3_dw_head, Model_3_maxavg_head,
                                             Model_3_separable)}
+FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Frontier_sep_2516,
+                                          Frontier_sep_1680, Frontier_sep_931, Woolly_3762)}
 MODELS.update(CANDIDATES)
+MODELS.update(FRONTIER)

@@ -76,7 +76,7 @@ class RunInfo(dict):
                 "torchvision": self["torchvision"], "python": self["python"],
                 "torch.compile": "on" if self["torch_compile"] else "off",
                 "git commit": self["git_commit"], "uncommitted changes": dirty,
-                **({"seeds": p["seeds"]} if "seeds" in p else {"seed": p.get("seed")}),
+                **({k: p[k] for k in ("seeds", "seed") if k in p}),  # none in a notebook that trains nothing
                 "report folder": p.get("out_dir", "reports")}
         return pd.DataFrame({"this run": list(rows.values())}, index=list(rows))
 

@@ -278,13 +278,62 @@ def check(study):
             raise StudyError(f"{where}: {e}") from None
 
 
+def code_of(source):
+    """Python source without its prose: docstrings and comments removed, trailing blanks and
+    empty lines dropped. What a run computes is unchanged by prose, so prose must not make a
+    recorded run stale. Text, not a syntax tree: it reads the same on every Python version.
+    Source that does not parse (a cell with IPython syntax) is kept as it is."""
+    import ast
+    import io
+    import tokenize
+
+    try:
+        tree = ast.parse(source)
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (SyntaxError, tokenize.TokenError):
+        return source
+    lines = source.splitlines()
+    cut = {}  # line index -> column where a comment starts
+    for tok in tokens:
+        if tok.type == tokenize.COMMENT:
+            cut[tok.start[0] - 1] = tok.start[1]
+    drop = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            drop.update(range(body[0].lineno - 1, body[0].end_lineno))
+    kept = [line[:cut.get(i, len(line))].rstrip() for i, line in enumerate(lines) if i not in drop]
+    return "\n".join(line for line in kept if line)
+
+
+def model_code(model):
+    """What of lib/models.py a model class runs, sorted by name: the class, its base classes,
+    the classes of its layers, and the module's functions any of them names (`conv`, ...),
+    and those that these name in turn."""
+    import ast
+    from lib import models
+
+    ours = lambda obj: getattr(obj, "__module__", None) == models.__name__
+    used = {*filter(ours, model.__mro__), *(type(m) for m in model().modules() if ours(type(m)))}
+    functions = {n: f for n, f in vars(models).items() if inspect.isfunction(f) and ours(f)}
+    todo = list(used)
+    while todo:
+        names = {n.id for n in ast.walk(ast.parse(inspect.getsource(todo.pop()))) if isinstance(n, ast.Name)}
+        for name in names & set(functions):
+            if functions[name] not in used:
+                used.add(functions[name])
+                todo.append(functions[name])
+    return sorted(used, key=lambda o: o.__qualname__)
+
+
 def inputs_hash(study, params):
     """sha256 over what one run computes: the notebook's code cells (not its prose, not its
     parameters cell), the parameters it runs with (the notebook's defaults, then the
-    variant's; seed and out_dir aside), lib/data.py, lib/train.py and lib/run.py, the model's
-    class, its base classes and the classes of its layers from lib/models.py (and the conv
-    helpers), and the pinned requirements. A row whose hash differs from today's ran other
-    code: it is stale. A default changed in the notebook stales only the variants that use it."""
+    variant's; seed and out_dir aside), lib/data.py, lib/train.py and lib/run.py, what of
+    lib/models.py the model runs (`model_code`), and the pinned requirements. Python source counts without its docstrings and
+    comments (`code_of`). A row whose hash differs from today's ran other code: it is stale.
+    A default changed in the notebook stales only the variants that use it."""
     import jupytext
     from lib import models
 
@@ -295,14 +344,12 @@ def inputs_hash(study, params):
     h = hashlib.sha256()
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
-            h.update(cell.source.encode() + b"\0")
-    for path in (REPO / "lib/data.py", REPO / "lib/train.py", REPO / "lib/run.py", REPO / "requirements.txt"):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
-    ours = lambda cls: cls.__module__ == models.__name__
-    used = {models.conv, models.separable, *filter(ours, model.__mro__),
-            *(type(m) for m in model().modules() if ours(type(m)))}
-    for obj in sorted(used, key=lambda o: o.__qualname__):
-        h.update(inspect.getsource(obj).encode())
+            h.update(code_of(cell.source).encode() + b"\0")
+    for path in (REPO / "lib/data.py", REPO / "lib/train.py", REPO / "lib/run.py"):
+        h.update(path.name.encode() + b"\0" + code_of(path.read_text()).encode())
+    h.update(b"requirements.txt\0" + (REPO / "requirements.txt").read_bytes())
+    for obj in model_code(model):
+        h.update(code_of(inspect.getsource(obj)).encode())
     h.update(json.dumps(ran, sort_keys=True).encode())
     return h.hexdigest()
 

@@ -59,10 +59,10 @@
 #   each test one pass over 10,000 un-rotated training images measures them for the weights
 #   that are tested (`bn_recompute`, as SWA does).
 #
-# The pool, Muon and the recomputed statistics came from a search for a margin (issue 22):
-# seven ideas and four combinations, each paired with block 3's model of then
-# (`Model_3_maxpool`: a plain max-pool, SGD for every weight, the averaged statistics) on the
-# tuning seeds. None of the seven alone beat it by more than the noise; the three together
+# The pool, Muon and the recomputed statistics came from a search for a margin (the recipe
+# study, `studies/recipe.toml`): seven ideas and four combinations, each paired with block
+# 3's model of then (`Model_3_maxpool`: a plain max-pool, SGD for every weight, the averaged
+# statistics) on the tuning seeds. None of the seven alone beat it by more than the noise; the three together
 # (`blurpool_muon_bn`) did. Picked after those seeds were seen, which flatters it, it then
 # ran on the report seeds 1–10, which nobody tuned on, beside the model of then, and held
 # there too: `04_seeds` shows both, paired by seed. So block 3 adopted it.

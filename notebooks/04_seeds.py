@@ -144,6 +144,9 @@ if isinstance(second, str) or not run.full:
     print(f"Not shown: {second if isinstance(second, str) else 'not a full run'}.")
 elif not second:
     print(f"Not shown: the study {study!r} has no current run of today's code yet (make study STUDY={study}).")
+elif not set(second) & set(seeds):
+    print(f"Not shown: the study {study!r} has no run of these seeds ({', '.join(map(str, seeds))}); "
+          f"it has run seeds {', '.join(map(str, sorted(second)))}.")
 else:
     both = pd.DataFrame({"this run": table.min_last5,
                          "studies runner": pd.Series({s: r["min_last5"] for s, r in second.items()})}
@@ -171,18 +174,28 @@ else:
 
 # %%
 shown_with = run.full and isinstance(second, dict) and second  # the baseline runs, above
-candidates = {v: r for v, r in candidate_runs(study).items() if r} if shown_with else {}
-if not candidates:
-    print("None to show" + ("." if run.full else " (not a full run)."))
+candidates = {v: {s: r for s, r in by_seed.items() if s in seeds}
+              for v, by_seed in candidate_runs(study).items()} if shown_with else {}
+if not any(candidates.values()):
+    print("Not shown: " + ("not a full run." if not run.full else
+                           f"no other variant of the study {study!r} has a run of these seeds."
+                           if candidates else "no other variant to show."))
 for variant, runs in candidates.items():
+    if not runs:
+        continue
     ran = pd.Series({s: r["min_last5"] for s, r in runs.items()}).reindex(seeds).dropna()
     base = pd.Series({s: r["min_last5"] for s, r in second.items()}).reindex(ran.index).dropna()
-    diff, half = interval((ran[base.index] - base).tolist())
     params = next(iter(runs.values()))["params"]
-    print(f"{variant} ({', '.join(f'{k} = {v!r}' for k, v in params.items())}): "
-          f"{len(ran)} of {len(seeds)} seeds; {(ran >= 99.40).sum()} hold 99.40 %; mean of the worst "
-          f"last-5 epoch {ran.mean():.2f} %, worst {ran.min():.2f} %; minus Model_3 on {len(base)} paired "
-          f"seeds {diff:+.3f} points (95 % interval {diff - half:+.3f} … {diff + half:+.3f}).")
+    line = (f"{variant} ({', '.join(f'{k} = {v!r}' for k, v in params.items())}): "
+            f"{len(ran)} of {len(seeds)} seeds; {(ran >= 99.40).sum()} hold 99.40 %; mean of the worst "
+            f"last-5 epoch {ran.mean():.2f} %, worst {ran.min():.2f} %; ")
+    if len(base) >= 2:
+        diff, half = interval((ran[base.index] - base).tolist())
+        line += (f"minus Model_3 on {len(base)} paired seeds {diff:+.3f} points "
+                 f"(95 % interval {diff - half:+.3f} … {diff + half:+.3f}).")
+    else:
+        line += f"{len(base)} seed(s) paired with Model_3: too few for an interval."
+    print(line)
 
 # %% [markdown]
 # ## Target check

@@ -30,8 +30,8 @@ def lab_server(tmp, root=REPO / "notebooks"):
     stopped at the end. Yields request(path, body=None, method="GET") -> parsed JSON."""
     port = free_port()
     argv, env = lab_command(["--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-                             "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
-                             *(["--allow-root"] if os.geteuid() == 0 else [])], root)
+                             "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}"],
+                            root)  # as root too: lab_command allows it
     env.update(JUPYTER_CONFIG_DIR=str(tmp / "user-config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
     log = tmp / "lab.log"
     with open(log, "w") as out:
@@ -102,3 +102,12 @@ def test_saving_writes_the_py_and_its_ipynb_twin(tmp_path):
     twin = root / NOTEBOOK.replace(".py", ".ipynb")
     assert "# Edited in JupyterLab." in (root / NOTEBOOK).read_text()
     assert twin.exists() and "Edited in JupyterLab." in twin.read_text()
+
+
+@pytest.mark.parametrize("uid", [0, 1000])
+def test_as_root_the_lab_is_allowed_to_start_and_not_otherwise(monkeypatch, uid):
+    monkeypatch.setattr(os, "geteuid", lambda: uid)
+    argv, _ = lab_command(["--no-browser"])
+    assert ("--allow-root" in argv) == (uid == 0)
+    argv, _ = lab_command(["--allow-root"])
+    assert argv.count("--allow-root") == 1
