@@ -24,7 +24,7 @@ SMOKE := -c train_limit 4000 -c test_limit 1000 -c epochs 1 -c device cpu -c tor
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv data reports index lab notebooks test unit nbval reference bench study postgres clean $(STEMS:%=report-%)
+.PHONY: help venv data reports index lab notebooks test unit nbval reference bench study postgres clean gpu-bundle gpu-check test-gpu-bundle $(STEMS:%=report-%)
 
 help:  ## list the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -73,9 +73,11 @@ reference: $(ENV) data  ## regenerate tests/reference/ and the smoke study's rec
 	mkdir -p tests/reference && cp $(SMOKE_DIR)/*.ipynb $(SMOKE_DIR)/*.metrics.json tests/reference/
 
 # make study STUDY=recipe [JOBS=2] [STORAGE=postgresql://user@host/db] [ARGS=--retry-failed]
+# STORAGE reaches lib.study as STUDY_STORAGE, in its environment: on no command line (ps)
+study: export STUDY_STORAGE := $(or $(STORAGE),$(STUDY_STORAGE))
 study: $(ENV) data  ## run what is missing of a study: STUDY=recipe (studies/recipe.toml) [JOBS= STORAGE= ARGS=]
 	@test -n "$(STUDY)" || { echo "error: STUDY is required, e.g. make study STUDY=recipe; studies: $(notdir $(basename $(wildcard studies/*.toml)))" >&2; exit 2; }
-	$(PY) -m lib.study run $(STUDY) $(if $(JOBS),--jobs $(JOBS)) $(if $(STORAGE),--storage '$(STORAGE)') $(ARGS)
+	$(PY) -m lib.study run $(STUDY) $(if $(JOBS),--jobs $(JOBS)) $(ARGS)
 
 # the studies' tests start their own PostgreSQL server (tests/conftest.py): it has to be installed
 postgres:  ## install PostgreSQL's server if it is missing (Debian, as root), for the studies' tests
@@ -86,6 +88,22 @@ postgres:  ## install PostgreSQL's server if it is missing (Debian, as root), fo
 
 bench: $(ENV) data  ## images/s: standard torchvision pipeline vs ours, ends with `ratio: X.XX` (ARGS=--study-workers: the studies runner's runs/hour with 1 vs 2 workers)
 	$(PY) -m lib.bench $(ARGS)
+
+# A GPU machine with its own torch and no registry (docs/gpu.md): make the bundle here, carry
+# BUNDLE there, run `make gpu-check PY=python3` (or `python3 -m lib.gpu check`) there.
+BUNDLE ?= build/gpu-bundle
+GPU_PYTHON ?= 3.12
+# gpu-check runs in the Python that has the machine's torch: PY where given, else python3
+GPU_PY := $(if $(filter $(VENV)/bin/python,$(PY)),$(if $(wildcard $(PY)),$(PY),python3),$(PY))
+
+gpu-bundle: $(ENV) data  ## wheels the GPU image lacks + MNIST gzipped, into BUNDLE (default build/gpu-bundle; GPU_PYTHON=3.12)
+	$(PY) -m lib.gpu bundle --out $(BUNDLE) --python-version $(GPU_PYTHON)
+
+gpu-check:  ## on a GPU machine: install BUNDLE offline, smoke, bench, profile, every notebook into reports/gpu, record (DEVICE=cuda; SMOKE_ONLY=1 DEVICE=cpu: a dry run)
+	$(GPU_PY) -m lib.gpu check --bundle $(BUNDLE) --device $(or $(DEVICE),cuda) $(if $(SMOKE_ONLY),--smoke-only) $(ARGS)
+
+test-gpu-bundle: $(ENV) data  ## slow, needs PyPI: this machine's bundle installs offline into a torch-only venv and gpu-check runs in it (cpu, smoke)
+	RUN_GPU_BUNDLE_TEST=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_gpu_bundle.py
 
 clean:  ## remove build/ (smoke runs); keeps .venv, data/ and reports/
 	rm -rf build

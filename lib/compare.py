@@ -90,3 +90,14 @@ def shown(table):
         "95 % CI of the difference": [f"{d(lo)} … {d(hi)}" for lo, hi in zip(table.diff_low, table.diff_high)],
         "verdict": table.verdict,
     }, index=table.index)
+
+
+def size_table(df, line=99.40, value="min_last5"):
+    """One row per variant of a frontier study, smallest first: its parameters and MACs per
+    image, runs, how many hold `line` in each of the last 5 epochs, and `variant_table`'s
+    mean, sd, worst and 95 % interval of the mean."""
+    stats = variant_table(df, baseline=None, value=value)[["runs", "mean", "sd", "worst", "ci_low", "ci_high"]]
+    sizes = df.groupby("variant", observed=True).agg(model=("model", "first"), params=("n_params", "first"),
+                                                     macs=("macs", "first"),
+                                                     held=(value, lambda v: int((v >= line).sum())))
+    return sizes.join(stats).sort_values("params")

@@ -68,13 +68,17 @@ def resolve_parameters(nb, strict, common):
 
 
 def data_files(nb, params):
-    """The files a notebook reads besides code: a study's definition and results, for a
-    notebook with a `study` parameter (a name in studies/ or a path to a .toml)."""
-    study = params.get("study", parse_value(notebook_parameters(nb).get("study", "None")))
-    if not study:
-        return []
-    toml = REPO / study if str(study).endswith(".toml") else REPO / "studies" / f"{study}.toml"
-    return [toml, toml.with_suffix(".jsonl")]
+    """The files a notebook reads besides code: each study's definition and results, for a
+    notebook with a `study` (or `<what>_study`) parameter (a name in studies/ or a path to a
+    .toml)."""
+    defaults = notebook_parameters(nb)
+    files = []
+    for name in sorted(n for n in defaults if n == "study" or n.endswith("_study")):
+        study = params.get(name, parse_value(defaults[name]))
+        if study:
+            toml = REPO / study if str(study).endswith(".toml") else REPO / "studies" / f"{study}.toml"
+            files += [toml, toml.with_suffix(".jsonl")]
+    return files
 
 
 def lib_modules(source, seen=None):
@@ -97,11 +101,33 @@ def lib_modules(source, seen=None):
     return seen
 
 
-def inputs_key(py_path, params, data=()):
+GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
+
+
+def run_device(nb, params):
+    """The device a notebook's run resolves to (its `device` parameter as given, else its
+    default), "auto" as lib.train.pick_device resolves it: cuda, then mps, then cpu. None for a
+    notebook without a `device` parameter. Torch is imported only where a GPU could be (a GPU
+    driver's device node, or macOS); elsewhere "auto" is the CPU without that second."""
+    defaults = notebook_parameters(nb)
+    if "device" not in defaults:
+        return None
+    device = str(params.get("device", parse_value(defaults["device"])))
+    if device != "auto":
+        return device
+    if sys.platform != "darwin" and not any(os.path.exists(p) for p in GPU_NODES):
+        return "cpu"
+    import torch
+    return next(d for d, ok in (("cuda", torch.cuda.is_available()),
+                                ("mps", torch.backends.mps.is_available()), ("cpu", True)) if ok)
+
+
+def inputs_key(py_path, params, data=(), device=None):
     """sha256 over what a report depends on: the notebook, the lib modules it imports (and
     theirs), this module and the report template (they write the report), requirements,
-    parameters, and the `data` files it reads. A block does not import lib.study: changing
-    the studies runner leaves the blocks' reports up to date (04_seeds does: it reads a study)."""
+    parameters, the `data` files it reads, and the `device` it runs on (`run_device`: a report
+    made on the CPU is not up to date on a GPU machine). A block does not import lib.study:
+    changing the studies runner leaves the blocks' reports up to date (04_seeds does: it reads a study)."""
     import jupytext
 
     code = "\n".join(c.source for c in jupytext.read(py_path).cells if c.cell_type == "code")
@@ -113,6 +139,8 @@ def inputs_key(py_path, params, data=()):
     for path in map(Path, data):
         h.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"(missing)"))
     h.update(json.dumps(params, sort_keys=True).encode())
+    if device:
+        h.update(b"device\0" + device.encode())
     return h.hexdigest()
 
 
@@ -213,7 +241,7 @@ def run(py_path, out, strict, common, force=False):
     stem = py_path.stem
     nb = jupytext.read(py_path)
     params = resolve_parameters(nb, strict, common)
-    key = inputs_key(py_path, params, data_files(nb, params))
+    key = inputs_key(py_path, params, data_files(nb, params), run_device(nb, params))
     if not force and up_to_date(out, stem, key):
         print(f"[{stem}] up to date ({out / stem}.ipynb)")
         return

@@ -161,3 +161,35 @@ def study_points(df, table, baseline, line=99.4):
     show(fig, f"For each of {len(table)} variants, one dot per seed: the worst test accuracy of its "
               f"last 5 epochs, with the variant's mean and 95 % interval; {baseline}'s mean as a "
               f"dotted line, {line:.2f} % dashed")
+
+
+def frontier(df, table, published=None, line=99.4):
+    """Accuracy against size: every run's worst last-5 epoch (a dot per seed), each size's
+    mean with its 95 % interval, the `line`; left against parameters, right against MACs
+    per image (both log scale). `published`: one-run figures from elsewhere (params, macs,
+    accuracy, label), drawn as open marks: a best epoch, not a worst of five."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    sizes = table.set_index("model")
+    for ax, x, label in ((axes[0], "params", "trainable parameters"), (axes[1], "macs", "multiply-accumulates per image")):
+        ax.scatter(df[x if x == "macs" else "n_params"], df.min_last5, s=14, color="steelblue", alpha=0.6,
+                   label="one run (seed): worst of its last 5 epochs", zorder=2)
+        ax.errorbar(sizes[x], sizes["mean"], yerr=[sizes["mean"] - sizes.ci_low, sizes.ci_high - sizes["mean"]],
+                    fmt="D", color="black", ms=5, capsize=3, zorder=3, label="mean over seeds, 95 % interval")
+        if published is not None and len(published):
+            ax.scatter(published[x], published.accuracy, marker="s", facecolors="none", edgecolors="darkorange",
+                       s=40, zorder=4, label="published: one run, its own epochs (not a worst of 5)")
+            for _, p in published.iterrows():
+                ax.annotate(p.label, (p[x], p.accuracy), xytext=(4, 4), textcoords="offset points", fontsize=7,
+                            color="darkorange")
+        ax.axhline(line, color="red", ls="--", lw=1, label=f"{line:.2f} %: every one of the last 5 epochs")
+        ax.set(xscale="log", xlabel=label)
+    axes[0].set(ylabel="test accuracy %", title="Accuracy against parameters")
+    axes[1].set(title="Accuracy against compute")
+    axes[1].legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    held = sizes[sizes.held == sizes.runs]
+    show(fig, f"Worst last-5-epoch test accuracy of every run against the model's parameters (left) and "
+              f"MACs per image (right), log scale, for {len(sizes)} sizes from {sizes.params.min():,} to "
+              f"{sizes.params.max():,} parameters, with each size's mean and 95 % interval and the "
+              f"{line:.2f} % line; sizes whose every run holds it: "
+              + (", ".join(f"{p:,}" for p in held.params) or "none"))

@@ -33,20 +33,30 @@ with --rerun-stale.
 
 The results, one run a row, go to `studies/<name>.jsonl` (rewritten after every run, atomically);
 that file is the committed record, and a fresh storage skips what it already holds. The
-default storage is a SQLite file, `build/studies/<name>.db` (nothing to start); the executed
-notebook of every run is kept under `build/studies/<name>/`.
+default storage is $STUDY_STORAGE, else a SQLite file, `build/studies/<name>.db` (nothing to
+start); `run` hands the URL to its workers in STUDY_STORAGE, so that a password in it is on no
+command line. The executed notebook of every run is kept under `build/studies/<name>/`.
+
+Several `run`s started at once on a new study all proceed (creating the same tables is tried
+again). Should the storage go away mid-study, each worker stops (exit status LOST) once its
+run has ended, whose row then goes to the results file, and `run` says so in one line; the
+same command resumes once the storage is back, and a row only the file holds counts as done.
 """
 import argparse
+import contextlib
 import datetime
 import hashlib
 import inspect
 import json
 import os
+import random
+import re
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import warnings
@@ -60,10 +70,24 @@ STUDIES = REPO / "studies"
 BUILD = REPO / "build" / "studies"
 LAST = 5  # a run's value: its worst test accuracy over the last LAST epochs
 FIXED = ("seed", "out_dir")  # set by the study, not by a variant
+LOST = 75  # the exit status of a worker, and of `run`, whose storage went away
+RACES = ("already exists", "UNIQUE constraint failed", "duplicate key value")  # see on_schema_race
 
 
 class StudyError(RuntimeError):
     pass
+
+
+class StorageUnusable(StudyError):
+    """The storage cannot be opened: `reason`, the driver's first line."""
+
+    def __init__(self, message, reason):
+        super().__init__(message)
+        self.reason = reason
+
+
+class StorageLost(StudyError):
+    """The storage stopped answering in the middle of a study."""
 
 
 class RunFailed(Exception):
@@ -370,12 +394,14 @@ def open_storage(url, heartbeat=30):
         {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
-        storage = optuna.storages.RDBStorage(
+        storage = on_schema_race(lambda: optuna.storages.RDBStorage(
             url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=5 * heartbeat,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback())
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback()))
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
-        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        raise StudyError(f"storage {safe(given)!r} cannot be used: {reason}") from None
+        reason = first_line(getattr(e, "orig", None) or e)
+        hint = "; is the server running and reachable from here?" \
+            if isinstance(e, sqlalchemy.exc.OperationalError) and not sqlite else ""
+        raise StorageUnusable(f"storage {safe(given)!r} cannot be used: {reason}{hint}", reason) from None
     if sqlite:  # SQLite has no row locks (Optuna's "for update" is a no-op there), and Python's
         # driver begins a transaction only at the first write: two workers could both read a
         # trial as waiting and both take it. A transaction that holds the write lock from its
@@ -385,17 +411,109 @@ def open_storage(url, heartbeat=30):
     return storage
 
 
+def on_schema_race(make, attempts=5):
+    """make(), tried again after a short random pause while it fails because another process
+    is creating the same tables, schema stamp or study at that moment (several `run`s started
+    at once on a new study: RACES); any other error at once."""
+    import sqlalchemy
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return make()
+        except sqlalchemy.exc.DBAPIError as e:
+            if attempt == attempts or not any(s in str(e.orig) for s in RACES):
+                raise
+        time.sleep(random.uniform(0.1, 0.5) * attempt)
+
+
+def first_line(error):
+    """An error's message, its first line."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def storage_failure(error):
+    """Why the storage stopped answering, as one line, if that is what `error` (or an error
+    that led to it) is: a connection lost or refused, a server stopped, a file locked or gone.
+    None for any other error."""
+    import sqlalchemy
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, StorageUnusable):
+            return error.reason
+        if isinstance(error, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                              sqlalchemy.exc.DisconnectionError, sqlalchemy.exc.TimeoutError)) or \
+                isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+            return first_line(getattr(error, "orig", None) or error)
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def quiet_storage_threads():
+    """A thread that dies of the storage going away (Optuna's heartbeat) ends without a
+    traceback: the main thread meets the same and says it once. Other deaths are printed."""
+    default = threading.excepthook
+
+    def hook(args):
+        if storage_failure(args.exc_value) is None:
+            default(args)
+
+    threading.excepthook = hook
+
+
+def went_away(study, url, reason=None):
+    """The line `run` ends with when its storage went away."""
+    return (f"storage {safe(url)} went away" + (f" ({reason})" if reason else "")
+            + f": completed runs are recorded in {shown(study.results)}; run the same command "
+            "again to resume")
+
+
+def stored_study(study, url, heartbeat=30):
+    """The study in the storage at `url`; a StudyError if that storage holds none of its name."""
+    import optuna
+
+    storage = open_storage(url, heartbeat)
+    try:
+        return optuna.load_study(study_name=study.name, storage=storage)
+    except KeyError:
+        raise StudyError(f"storage {safe(url)!r} holds no study {study.name!r}: "
+                         f"`python -m lib.study run {shown(study.path)}` creates it") from None
+
+
 def key(trial_or_row):
     attrs = getattr(trial_or_row, "user_attrs", trial_or_row)
     return attrs.get("variant"), attrs.get("seed")
 
 
 def read_results(path):
-    """The committed rows, {(variant, seed): row}."""
+    """The committed rows, {(variant, seed): row}. A line that is not a row is a StudyError
+    naming the file and the line; nothing is written."""
     if not path.exists():
         return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {key(r): r for r in rows}
+    rows = {}
+    for number, line in enumerate(path.read_bytes().split(b"\n"), 1):
+        if line.strip():
+            row = parse_row(path, number, line)
+            rows[key(row)] = row
+    return rows
+
+
+def parse_row(path, number, line):
+    """Line `number` of a results file as a row, or a StudyError saying what to do."""
+    where = f"{shown(path)} line {number}"
+    fix = "fix or remove that line" + (f" (git checkout -- {shown(path)} restores the committed record)"
+                                       if Path(path).resolve().is_relative_to(REPO) else "")
+    try:
+        row = json.loads(line)
+    except UnicodeDecodeError:
+        raise StudyError(f"{where}: not UTF-8 text; {fix}") from None
+    except json.JSONDecodeError as e:
+        raise StudyError(f"{where}: not a JSON row ({e.msg}: column {e.colno}); {fix}") from None
+    missing = [k for k in ("variant", "seed", "status", "params") if not isinstance(row, dict) or k not in row]
+    if missing:
+        raise StudyError(f"{where}: not a row of a study (no {missing[0]!r}); {fix}")
+    return row
 
 
 def recorded(study, storage_study):
@@ -424,7 +542,58 @@ def recorded(study, storage_study):
 
 def export(study, storage_study):
     """Rewrite the results file (atomically): one run a row, sorted by variant and seed."""
-    return write_results(study, recorded(study, storage_study))
+    with results_lock(study):
+        return write_results(study, recorded(study, storage_study))
+
+
+@contextlib.contextmanager
+def results_lock(study):
+    """The study's results file to one writer at a time on this machine (a lock file beside
+    its storage), so that a row only the file holds is never written over."""
+    import fcntl
+
+    lock = study.runs_dir.with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def keep_in_results(study, rows):
+    """Put rows the storage may not hold (runs that ended while it was unreachable) into the
+    results file; the runs they are, as text."""
+    rows = list(rows)
+    if rows:
+        with results_lock(study):
+            held = read_results(study.results)
+            held.update({key(r): r for r in rows})
+            write_results(study, held)
+    return [f"{r['variant']} seed {r['seed']}" for r in rows]
+
+
+def carry_back(study, storage_study):
+    """End in the storage the trials whose run ended while it was unreachable: a trial still
+    running whose row the results file holds (the row names its trial) ends as the row says,
+    with it. Returns how many."""
+    import optuna
+    from optuna.trial import TrialState
+
+    rows = {r.get("trial"): r for r in read_results(study.results).values()}
+    storage, ended = storage_study._storage, 0
+    for t in storage_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        row = rows.get(t.number)
+        if row is None or key(row) != key(t) or row["params"] != t.user_attrs.get("params"):
+            continue
+        try:
+            storage.set_trial_user_attr(t._trial_id, "row", row)
+            if row["status"] == "complete":
+                storage.set_trial_state_values(t._trial_id, TrialState.COMPLETE, [row["min_last5"]])
+            else:
+                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            ended += 1
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # failed as stale meanwhile: its row in the results file still counts
+    return ended
 
 
 def write_results(study, rows):
@@ -516,8 +685,9 @@ def provenance():
             "torch": torch.__version__, "git_commit": commit, "git_dirty": dirty}
 
 
-def objective(study, trial, where):
-    """Run one (variant, seed): the notebook under papermill; record its row on the trial."""
+def objective(study, trial, where, finished):
+    """Run one (variant, seed): the notebook under papermill; record its row on the trial,
+    and in `finished` (for the results file, should the storage not take it)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -537,7 +707,12 @@ def objective(study, trial, where):
         if key(other) == k and (done or running):
             trial.set_user_attr("duplicate_of", other.number)  # enqueued twice (two `run`s at once)
             raise optuna.TrialPruned()
-    why = stopped(study, recorded(study, trial.study)).get(k[0])
+    rows = recorded(study, trial.study)
+    held = rows.get(k) or {}
+    if held.get("status") == "complete" and held["params"] == params and held.get("inputs_sha256") == today:
+        trial.set_user_attr("duplicate_of", held.get("trial"))  # done while the storage was away
+        raise optuna.TrialPruned()
+    why = stopped(study, rows).get(k[0])
     if why:  # enqueued before its variant was stopped
         trial.set_user_attr("stopped_early", why)
         raise optuna.TrialPruned()
@@ -553,6 +728,7 @@ def objective(study, trial, where):
     except PipelineError as e:
         row.update(status="failed", error=str(e), seconds=round(time.perf_counter() - start, 1),
                    finished=now())
+        finished["row"] = row
         trial.set_user_attr("row", row)
         raise RunFailed(str(e)) from None
     history = record["history"]
@@ -563,6 +739,7 @@ def objective(study, trial, where):
                n_params=record.get("params"), macs=record.get("macs"), device=record["device"],
                cpu_threads=record["cpu_threads"], torch_compile=record["torch_compile"],
                seconds=round(time.perf_counter() - start, 1), finished=now())
+    finished["row"] = row
     trial.set_user_attr("row", row)
     return row["min_last5"]
 
@@ -572,13 +749,29 @@ def now():
 
 
 def work(study, url, jobs, heartbeat, max_runs=None):
-    """One worker: pull waiting trials until none is waiting or running anywhere (or until
-    it has run `max_runs`)."""
+    """One worker (`pull`). Should the storage go away, the run it finished meanwhile goes to
+    the results file and the worker stops: StorageLost, with the one line it prints."""
+    finished = {}  # the row of its last run, until the results file holds it
+    quiet_storage_threads()
+    try:
+        pull(study, url, jobs, heartbeat, max_runs, finished)
+    except Exception as e:
+        reason = storage_failure(e)
+        if reason is None:
+            raise
+        kept = keep_in_results(study, finished.values())
+        raise StorageLost(f"[{study.name}] a worker stopped: storage went away ({reason})" + (
+            f"; {kept[0]} ended meanwhile and is recorded in {shown(study.results)}" if kept else "")) from None
+
+
+def pull(study, url, jobs, heartbeat, max_runs, finished):
+    """Pull waiting trials until none is waiting or running anywhere (or until `max_runs`
+    have run); `finished`: the row of the last run until the results file holds it."""
     import optuna
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: in the row, and at the end
-    storage_study = optuna.load_study(study_name=study.name, storage=open_storage(url, heartbeat))
+    storage_study = stored_study(study, url, heartbeat)
     where, started = provenance(), time.perf_counter()
     ran = []
     while max_runs is None or len(ran) < max_runs:
@@ -590,15 +783,19 @@ def work(study, url, jobs, heartbeat, max_runs=None):
             time.sleep(min(heartbeat, 5))  # another worker's run: wait for it, or for its heartbeat to stop
             continue
         try:
-            storage_study.optimize(lambda t: ran.append(t.number) or objective(study, t, where),
+            storage_study.optimize(lambda t: ran.append(t.number) or objective(study, t, where, finished),
                                    n_trials=1, catch=(RunFailed,))
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:
-            # our trial was failed as stale (a suspended machine?) and is enqueued again
+            # our trial was failed as stale (a suspended machine?) and is enqueued again; a
+            # run it finished is kept in the results file (the retry finds it there)
             print(f"[{study.name}] trial {ran[-1] if ran else '?'} was taken from this worker "
                   f"({type(e).__name__}); going on", flush=True)
+            keep_in_results(study, finished.values())
+            finished.clear()
             continue
         trial = next((t for t in storage_study.get_trials(deepcopy=False) if t.number == ran[-1]), None)
         rows = export(study, storage_study)
+        finished.clear()
         if trial is not None and trial.state != TrialState.PRUNED:
             to_go = sum(t.state in (TrialState.WAITING, TrialState.RUNNING)
                         for t in storage_study.get_trials(deepcopy=False))
@@ -625,13 +822,16 @@ def report_progress(study, rows, to_go, jobs, started, trial):
 
 # --- the command --------------------------------------------------------------------------
 def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=False):
-    """Enqueue what is missing, run `jobs` workers here, export. Exit status 1 if a run failed."""
+    """Enqueue what is missing, run `jobs` workers here (the storage URL in their environment,
+    STUDY_STORAGE, not on their command line), export. Exit status 1 if a run failed; LOST
+    (StorageLost) if the storage went away."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url, heartbeat)
-    storage_study = optuna.create_study(study_name=study.name, storage=storage, direction="maximize",
-                                        load_if_exists=True)
+    storage_study = on_schema_race(lambda: optuna.create_study(
+        study_name=study.name, storage=storage, direction="maximize", load_if_exists=True))
+    carry_back(study, storage_study)
     done, failed, enqueued, skipped = enqueue_missing(study, storage_study, retry_failed, rerun_stale)
     cores = os.cpu_count() or 1
     threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, cores // jobs))  # yours, if set
@@ -641,8 +841,8 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
                                                         if skipped else "")
           + f"; {jobs} worker(s) x {threads} thread(s); "
           f"storage {safe(url)}", flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "lib.study", "work", str(study.path), "--storage", url,
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "STUDY_STORAGE": url}
+    cmd = [sys.executable, "-m", "lib.study", "work", str(study.path),
            "--jobs", str(jobs), "--heartbeat", str(heartbeat)] + (
                ["--max-runs", str(max_runs)] if max_runs else [])
     workers = [subprocess.Popen(cmd, cwd=REPO, env=env) for _ in range(jobs)]
@@ -656,8 +856,15 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
                 w.send_signal(signal.SIGTERM)
         for w in workers:
             w.wait()
-        export(study, storage_study)
+        try:
+            export(study, storage_study)
+        except Exception as e:  # what the workers finished is in the results file already
+            if storage_failure(e) is None:
+                raise
         raise
+    if LOST in codes:
+        export(study, storage_study)  # should the storage be back already
+        raise StorageLost(went_away(study, url))
     rows = export(study, storage_study)
     by_key = {key(r): r for r in rows}
     stop, grid = stopped(study, by_key), set(needed(study, by_key))
@@ -680,12 +887,25 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
 
 
 def safe(url):
-    """A storage URL without its password."""
+    """A storage URL without its password (in its user part, or a password= parameter)."""
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url)
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         cred, host = rest.rsplit("@", 1)
         return f"{scheme}://{cred.split(':')[0]}@{host}"
     return url
+
+
+def password_warning(url):
+    """The warning line for a storage URL that carries a password, else None."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    if not (parts.password or "password" in parse_qs(parts.query)):
+        return None
+    return ("warning: the storage URL carries a password, which other users of this machine can "
+            "read (ps shows command lines, the shell keeps its history); leave it out: libpq reads "
+            "~/.pgpass or PGPASSWORD (psycopg honours both)")
 
 
 def _on_sigterm(signum, frame):
@@ -703,7 +923,9 @@ def main(argv=None):
     compare.add_argument("study", help="a name in studies/ (recipe) or a path to a .toml")
     for p in commands.values():
         p.add_argument("study", help="a name in studies/ (recipe) or a path to a .toml")
-        p.add_argument("--storage", help="an SQLAlchemy URL (default: sqlite:///build/studies/<name>.db)")
+        p.add_argument("--storage", default=os.environ.get("STUDY_STORAGE") or None,
+                       help="an SQLAlchemy URL (default: $STUDY_STORAGE, else "
+                       "sqlite:///build/studies/<name>.db)")
         p.add_argument("--heartbeat", type=int, default=30, help="seconds between a trial's heartbeats")
         p.add_argument("--jobs", type=int, default=2, help="worker processes here (default 2)")
         p.add_argument("--max-runs", type=int, help="each worker stops after this many runs")
@@ -724,21 +946,35 @@ def main(argv=None):
             raise StudyError(f"--heartbeat={args.heartbeat} is invalid; allowed: an integer >= 1 (seconds)")
         study = load(args.study)
         url = args.storage or study.default_storage()
-        if args.command == "run":
-            run(study, url, args.jobs, args.heartbeat, args.retry_failed, args.max_runs,
-                args.rerun_stale)
-        elif args.command == "work":
-            work(study, url, args.jobs, args.heartbeat, args.max_runs)
-        else:
-            import optuna
-            rows = export(study, optuna.load_study(study_name=study.name, storage=open_storage(url)))
-            print(f"{study.results}: {len(rows)} rows")
+        if args.command != "work" and password_warning(url):
+            print(password_warning(url), file=sys.stderr, flush=True)
+        try:
+            command(args, study, url)
+        except Exception as e:
+            reason = storage_failure(e)
+            if reason is None or isinstance(e, StudyError):
+                raise
+            raise StorageLost(went_away(study, url, reason)) from None
+    except StorageLost as e:
+        print(e if args.command == "work" else f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(LOST)
     except StudyError as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         if args.command == "work":
             sys.exit(130)  # `run` says it, once
         sys.exit("interrupted: completed runs are recorded; run the command again to resume")
+
+
+def command(args, study, url):
+    """`run`, `work` or `export` of the study on the storage at `url`."""
+    if args.command == "run":
+        run(study, url, args.jobs, args.heartbeat, args.retry_failed, args.max_runs, args.rerun_stale)
+    elif args.command == "work":
+        work(study, url, args.jobs, args.heartbeat, args.max_runs)
+    else:
+        rows = export(study, stored_study(study, url))
+        print(f"{study.results}: {len(rows)} rows")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ KNOBS = {  # id: (notebook, parameters beyond smoke data)
     "04-other-model": ("04_seeds", {"seeds": [1], "model_name": "Frontier_4530", "study": SMOKE_STUDY}),
     "05-no-record": ("05_recipe", {"study": None}),
     "06-no-record": ("06_frontier", {"study": None}),
-    "06-smoke": ("06_frontier", {"study": "tests/studies/frontier_smoke.toml"}),
+    "06-smoke-study": ("06_frontier", {"study": SMOKE_STUDY}),
 }
 
 

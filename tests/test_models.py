@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from lib.models import MODELS, Model_1
+from lib.models import FRONTIER, MODELS, Model_1
 from lib.summary import count_params, layer_table, macs_per_image, rf_table
 
 # The seed repo's Block 2 summary: (layer type, output shape, parameters), every layer.
@@ -100,3 +100,19 @@ def test_blurpool_keeps_a_flat_image_flat_and_halves_the_map():
 
     out = BlurPool(3)(torch.full((1, 3, 21, 21), 2.0))
     assert out.shape == (1, 3, 11, 11) and torch.allclose(out, torch.full_like(out, 2.0))
+
+
+@pytest.mark.parametrize("name", sorted(FRONTIER))
+def test_a_frontier_model_has_the_parameters_its_name_and_docstring_say(name):
+    model = FRONTIER[name]()
+    stated = int(name.rsplit("_", 1)[1])
+    assert count_params(model) == stated
+    assert f"{stated:,} parameters" in FRONTIER[name].__doc__
+    assert rf_table(model).rf.iloc[-1] >= 28, "the receptive field covers the 28-px image"
+
+
+def test_the_course_repos_layout_is_rebuilt_layer_for_layer():
+    table = layer_table(FRONTIER["Woolly_3762"](dropout=0.0))
+    convs = table[table.type == "Conv2d"]
+    assert [o[0] for o in convs.output] == [4, 4, 4, 8, 8, 8, 8, 8, 8, 10]
+    assert [o[1] for o in convs.output] == [28, 28, 28, 14, 14, 14, 7, 7, 7, 1]

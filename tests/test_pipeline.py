@@ -186,3 +186,14 @@ def test_a_report_depends_on_the_lib_modules_its_notebook_imports_and_theirs():
     assert lib_modules("import os\nfrom lib.summary import show") == {"summary"}
     assert "study" not in lib_modules((REPO / "notebooks/03_final.py").read_text())
     assert {"study", "compare"} <= lib_modules((REPO / "notebooks/05_recipe.py").read_text())
+
+
+def test_a_report_depends_on_every_study_its_notebook_reads():
+    import jupytext
+    from lib.pipeline import data_files
+
+    nb = jupytext.read(REPO / "notebooks/06_frontier.py")
+    names = [p.name for p in data_files(nb, {})]
+    assert names == ["frontier_confirm.toml", "frontier_confirm.jsonl", "frontier.toml", "frontier.jsonl"]
+    names = [p.name for p in data_files(nb, {"study": "tests/studies/smoke.toml", "confirm_study": None})]
+    assert names == ["smoke.toml", "smoke.jsonl"]

@@ -1,0 +1,226 @@
+"""`python -m lib.study` when things go wrong around it: a corrupt results file, the storage
+going away mid-study (a real PostgreSQL server stopped and started again), several `run`s
+started at once on a new study, and a storage password kept off every command line."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import lib.study
+from lib.study import read_results
+from test_study import ENV, REPO, study_cmd
+
+# a notebook that pretends to train, as test_study's, and can be held and counted
+HOLD = '''# %% tags=["parameters"]
+seed = 0
+value = 99.0
+hold = ""  # a file: the run creates <hold>.started, then waits until <hold> exists
+log = ""  # a file: every run appends "<value> <seed>" to it as it starts
+out_dir = "reports"
+
+# %%
+import json, os, pathlib, time
+if log:
+    with open(log, "a") as f:
+        f.write(f"{value} {seed}\\n")
+if hold:
+    pathlib.Path(hold + ".started").touch()
+    deadline = time.time() + 120
+    while not pathlib.Path(hold).exists() and time.time() < deadline:
+        time.sleep(0.1)
+history = [dict(epoch=e, test_acc=value + seed / 100 + e / 1000, test_loss=0.02, seconds=0.1)
+           for e in range(1, 7)]
+p = pathlib.Path(os.environ.get("REPORT_STAGING_DIR", out_dir))
+p.mkdir(parents=True, exist_ok=True)
+(p / "hold.metrics.json").write_text(json.dumps(dict(
+    history=history, model="tiny", params=1, macs=1, device="cpu (test)", cpu_threads=1,
+    torch_compile=False)))
+'''
+
+
+def hold_study(tmp_path, variants, seeds=(1, 2), name="tiny"):
+    """A study `name` of the HOLD notebook: {variant: its parameters as TOML}."""
+    (tmp_path / "hold.py").write_text(HOLD)
+    toml = tmp_path / f"{name}.toml"
+    lines = [f'notebook = "{tmp_path / "hold.py"}"', f"seeds = {list(seeds)}", "[variants]"]
+    toml.write_text("\n".join(lines + [f"{k} = {v}" for k, v in variants.items()]) + "\n")
+    return toml
+
+
+def fresh_database(url, name):
+    """A new, empty database on the server of `url`; its URL."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(f"create database {name}")
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def complete_trials(url, name):
+    """(variant, seed) of every COMPLETE trial of study `name` in the storage at `url`."""
+    import optuna
+    from optuna.trial import TrialState
+    from lib.study import key, open_storage
+
+    study = optuna.load_study(study_name=name, storage=open_storage(url))
+    return sorted(key(t) for t in study.get_trials(states=(TrialState.COMPLETE,)))
+
+
+def result_keys(results):
+    """(variant, seed) of every line of a results file, as written (duplicates kept)."""
+    return sorted((r["variant"], r["seed"]) for r in map(json.loads, results.read_text().splitlines()))
+
+
+def ours(stderr):
+    """The lines of stderr that are not the kernel's (each run's ipykernel warns of TCP)."""
+    return [line for line in stderr.strip().splitlines() if not line.startswith("[IPKernelApp]")]
+
+
+def wait_for(condition, seconds, what):
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, what
+        time.sleep(0.2)
+
+
+# --- a corrupt results file ------------------------------------------------------------------
+@pytest.mark.parametrize("bad, says", [('{"study": "tiny", "variant": "a", "se', "not a JSON row"),
+                                        ("merged by hand", "not a JSON row"),
+                                        ('["a", 1]', "not a row of a study")])
+def test_a_corrupt_results_line_is_a_one_line_error_naming_it_and_the_file_is_kept(tmp_path, bad, says):
+    toml = hold_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"}, seeds=[1])
+    row = lambda v: json.dumps({"variant": v, "seed": 1, "status": "complete", "params": {},  # noqa: E731
+                                "min_last5": 99.0, "inputs_sha256": "old"})
+    results = toml.with_suffix(".jsonl")
+    results.write_text("\n".join([row("a"), "", bad, row("b")]) + "\n")
+    before = results.read_bytes()
+    for command in ("run", "compare"):
+        done = study_cmd(command, toml)
+        assert done.returncode != 0, done.stdout
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert re.match(rf"error: {re.escape(str(results))} line 3: {says}\b.*; fix or remove that line",
+                        done.stderr), done.stderr
+        assert results.read_bytes() == before
+
+
+# --- the storage going away ------------------------------------------------------------------
+def test_the_storage_going_away_mid_study_is_one_line_and_the_same_command_resumes(tmp_path, postgres_server):
+    """PostgreSQL stopped while one run holds and one is recorded: the workers stop, `run`
+    says so in one line, nothing recorded is lost and the held run, finished while the
+    server was down, is recorded too; with the server down `run` refuses in one line; once
+    it is up again the same command completes the study, each run once."""
+    hold, log = tmp_path / "release", tmp_path / "runs.log"
+    toml = hold_study(tmp_path, {"slow": f'{{hold = "{hold}", log = "{log}"}}',
+                                 "fast": f'{{value = 98.0, log = "{log}"}}'})
+    results, url = toml.with_suffix(".jsonl"), postgres_server.url
+    cmd = ["run", toml, "--jobs", "2", "--heartbeat", "1", "--storage", url]
+    proc = subprocess.Popen([sys.executable, "-m", "lib.study", *map(str, cmd)], cwd=REPO, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: Path(f"{hold}.started").exists() and results.exists(), 120,
+             "no run was recorded while the slow one held")
+    recorded = read_results(results)
+    postgres_server.stop()
+    time.sleep(3)  # the held run's heartbeats (1 s) meet the server down
+    hold.touch()  # then it ends, the server still down
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == lib.study.LOST, out + err
+    said = ours(err)
+    assert "Traceback" not in err and len(said) <= 3, err  # 2 workers, then `run`
+    assert all(line.startswith("[tiny] a worker stopped: storage went away (") for line in said[:-1]), err
+    assert re.fullmatch(rf"error: storage {re.escape(url)} went away \(.+\): completed runs are recorded "
+                        rf"in {re.escape(str(results))}; run the same command again to resume", said[-1]), err
+    rows = read_results(results)
+    assert all(rows[k] == r for k, r in recorded.items())  # nothing recorded is lost
+    assert rows[("slow", 1)]["status"] == "complete"  # finished with the server down: kept
+    held_trial = rows[("slow", 1)]["trial"]
+
+    before = results.read_bytes()
+    down = study_cmd(*cmd)
+    assert down.returncode != 0 and len(down.stderr.strip().splitlines()) == 1, down.stderr
+    assert down.stderr.startswith(f"error: storage '{url}' cannot be used: connection failed"), down.stderr
+    assert "is the server running" in down.stderr and results.read_bytes() == before
+
+    postgres_server.start()
+    done = study_cmd(*cmd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    grid = [("fast", 1), ("fast", 2), ("slow", 1), ("slow", 2)]
+    assert result_keys(results) == grid
+    rows = read_results(results)
+    assert all(r["status"] == "complete" for r in rows.values())
+    assert rows[("slow", 1)]["trial"] == held_trial  # not run again
+    assert sorted(log.read_text().splitlines()) == ["98.0 1", "98.0 2", "99.0 1", "99.0 2"]  # each ran once
+    assert complete_trials(url, "tiny") == grid  # the held run is complete in the storage too
+
+
+# --- several first starts at once ------------------------------------------------------------
+AT_ONCE = "import sys, time; import lib.study; time.sleep(max(0, float(sys.argv[1]) - time.time())); " \
+          "lib.study.main(sys.argv[2:])"
+
+
+@pytest.mark.parametrize("where", ["sqlite", "postgresql"])
+def test_runs_started_at_the_same_moment_on_a_new_study_all_proceed(tmp_path, request, where):
+    """Three `run`s of a new study at once (imports done, then released at one instant): none
+    dies of another creating the same tables; each run of the grid is recorded once."""
+    toml = hold_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"}, seeds=[1], name=f"at_once_{where}")
+    url = fresh_database(request.getfixturevalue("postgres"), f"at_once_{os.getpid()}") \
+        if where == "postgresql" else f"sqlite:///{tmp_path / 'at_once.db'}"
+    at = str(time.time() + 8)
+    procs = [subprocess.Popen([sys.executable, "-c", AT_ONCE, at, "run", str(toml), "--jobs", "1",
+                               "--storage", url], cwd=REPO, env=ENV, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    grid = [("a", 1), ("b", 1)]
+    assert result_keys(toml.with_suffix(".jsonl")) == grid
+    assert complete_trials(url, toml.stem) == grid
+
+
+# --- a password in the storage URL -----------------------------------------------------------
+def descendants(pid):
+    """{pid: command line} of the processes below `pid` now."""
+    parent, cmdline = {}, {}
+    for proc in Path("/proc").iterdir():
+        try:
+            parent[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (ValueError, OSError, IndexError):
+            continue
+    below, todo = {}, [pid]
+    while todo:
+        p = todo.pop()
+        for child, up in parent.items():
+            if up == p and child not in below:
+                below[child] = cmdline.get(child, "")
+                todo.append(child)
+    return below
+
+
+def test_a_storage_password_is_on_no_command_line_and_in_no_printed_line(tmp_path, postgres):
+    """make study STORAGE=postgresql://user:password@...: the recipe line make echoes, `run`
+    and every worker carry no password (the URL reaches them through STUDY_STORAGE); what is
+    printed hides it, and one line warns that ~/.pgpass or PGPASSWORD need none in the URL."""
+    secret = f"pw{os.getpid()}secret"
+    url = fresh_database(postgres, f"pw_{os.getpid()}").replace("postgres@", f"postgres:{secret}@", 1)
+    toml = hold_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"}, seeds=[1])
+    proc = subprocess.Popen(["make", "--no-print-directory", "study", f"PY={sys.executable}",
+                             f"STUDY={toml}", "JOBS=1", f"STORAGE={url}"], cwd=REPO, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = set()  # every command line below make while it runs
+    while proc.poll() is None:
+        seen |= {c for c in descendants(proc.pid).values() if c}
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, out + err
+    assert any("lib.study work" in c for c in seen), seen  # a worker was seen
+    assert [c for c in seen if secret in c] == []
+    assert secret not in out + err
+    warning = [line for line in err.splitlines() if "password" in line]
+    assert len(warning) == 1 and "~/.pgpass" in warning[0] and "PGPASSWORD" in warning[0], err
+    assert url.replace(f":{secret}", "") in out  # the plan line names the storage, without it
+    assert result_keys(toml.with_suffix(".jsonl")) == [("a", 1), ("b", 1)]
