@@ -164,8 +164,9 @@ if not evidence:
 else:
     margin = table[(table.held == table.runs) & (table["mean"] >= 99.50)]
     holds = table[table.held == table.runs]
+    seeds_each = sorted({int(table.runs.min()), int(table.runs.max())})
     print(f"- {len(table)} sizes, {table.params.min():,} to {table.params.max():,} parameters, "
-          f"{int(table.runs.min())}–{int(table.runs.max())} tuning seeds each.")
+          f"{'–'.join(map(str, seeds_each))} tuning seed(s) each.")
     print("- Every seed held 99.40 % in each of its last 5 epochs at: "
           + (", ".join(f"{r.model} ({r.params:,})" for r in holds.itertuples()) or "no size") + "; "
           + "with a mean ≥ 99.50 % as well: "
