@@ -54,6 +54,8 @@ def test_a_notebook_runs_with_the_knobs_a_user_turns(knob, tmp_path, monkeypatch
     if trains:
         params = {**SMOKE, **params}
     monkeypatch.setenv("CHECK_TARGETS_ON_ANY_RUN", "1")  # the full run's paths, on smoke data
+    for name in ("REPORT_STAGING_DIR", "TQDM_DISABLE"):  # execute() sets them for its kernel:
+        monkeypatch.setenv(name, "")                      # gone again after this test
     execute(REPO / "notebooks" / f"{stem}.py", tmp_path, params, render=False, log_output=False)
     nb = nbformat.read(tmp_path / f"{stem}.ipynb", 4)
     for cell in nb.cells:
