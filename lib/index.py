@@ -73,10 +73,15 @@ def result(m):
     if "sizes" in m:  # a frontier: accuracy against size
         sizes = sorted(m["sizes"], key=lambda r: r["params"])
         held = [r for r in sizes if r["held"] == r["runs"]]
+        confirmed = sorted(m.get("confirmed", []), key=lambda r: r["params"])
         return (f"study {m['study']}: {m['n_runs']} of {m['grid']} runs recorded; {len(sizes)} sizes"
                 + (f", {sizes[0]['params']:,}–{sizes[-1]['params']:,} params" if sizes else "")
-                + "; every seed holds 99.40 % from " + (f"{held[0]['params']:,} params ({held[0]['model']}, "
-                                                         f"mean {held[0]['mean']:.2f} %)" if held else "no size"))
+                + "; the smallest whose every tuning seed holds 99.40 %: "
+                + (f"{held[0]['params']:,} params ({held[0]['model']}, mean {held[0]['mean']:.2f} %)"
+                   if held else "none")
+                + ("; on the report seeds: " + ", ".join(f"{r['model']} held on {r['held']} of {r['runs']} "
+                                                         f"(mean {r['mean']:.2f} %)" for r in confirmed)
+                   if confirmed else ""))
     if "study" in m:
         return (f"study {m['study']}: {m['n_runs']} of {m['grid']} runs recorded"
                 + (f", {m['stale']} stale" if m.get("stale") else "")

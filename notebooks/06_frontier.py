@@ -49,7 +49,7 @@
 
 # %% tags=["parameters"]
 study = "frontier"  # studies/<study>.toml and its results studies/<study>.jsonl (or a .toml path)
-confirm_study = "frontier_confirm"  # the study that runs the deciding sizes on the report seeds 1-10
+confirm_study = "frontier_confirm"  # the deciding sizes on the report seeds 1-10 (a name or a .toml path; "" for none)
 out_dir = "reports"
 
 # %%
@@ -139,9 +139,12 @@ published.set_index("label").drop(columns="macs").fillna("not stated")
 # (`studies/<confirm_study>.toml`):
 
 # %%
-confirm_toml = STUDIES / f"{confirm_study}.toml"
+confirm_toml = (REPO / confirm_study if str(confirm_study).endswith(".toml")
+                else STUDIES / f"{confirm_study}.toml") if confirm_study else None
 confirmed = None
-if not confirm_toml.exists():
+if confirm_toml is None:
+    print("Not asked for: confirm_study is empty.")
+elif not confirm_toml.exists():
     print(f"Not run yet: {shown(confirm_toml)} does not exist; it is written once the tuning seeds have "
           "picked the deciding sizes.")
 else:
@@ -198,6 +201,17 @@ else:
                   f"Frontier_sep_3592 ({table.loc['Frontier_sep_3592', 'params']:,}), both with our recipe, "
                   f"paired on {len(common)} seeds: {d:+.3f} points for ours (95 % interval "
                   f"{d - half:+.3f} … {d + half:+.3f}).")
+    if confirmed is not None:
+        for r in confirmed.itertuples():
+            print(f"- On the report seeds, which nobody tuned on: {r.model} ({r.params:,}) held on {r.held} of "
+                  f"{r.runs}, mean {r.mean:.3f} %, worst seed {r.worst:.2f} %.")
+        every = confirmed[(confirmed.held == confirmed.runs) & (confirmed.runs >= 10)]
+        print("- The first target, a network of ≤ 4,000 parameters holding on all 10 report seeds: "
+              + (f"met by {every.iloc[0].model} ({every.iloc[0].params:,} parameters)."
+                 if len(every) and every.iloc[0].params <= 4000 else
+                 "not met" + (f"; the smallest holding on all {every.iloc[0].runs} is {every.iloc[0].model} "
+                              f"({every.iloc[0].params:,})." if len(every) else
+                              " by the sizes that ran; none of them held on all 10.")))
     print(f"- Configurations tried: {len(definition.variants)} variants for "
           f"{table.model.nunique()} models; each extra comparison is one more chance of a lucky interval.")
 

@@ -51,3 +51,20 @@ def test_seed_list_writes_runs_of_consecutive_seeds_as_ranges():
     assert seed_list(list(range(1, 11))) == "1–10"
     assert seed_list([1, 2, 3, 7, 11, 12, 2026]) == "1–3, 7, 11, 12, 2026"
     assert seed_list([5]) == "5"
+
+
+def test_a_frontier_row_names_the_smallest_size_every_seed_holds_and_the_report_seeds():
+    from lib.index import result
+
+    row = lambda model, params, held, runs, mean: dict(model=model, params=params, held=held, runs=runs, mean=mean)
+    m = dict(study="frontier", n_runs=24, grid=24,
+             sizes=[row("Big", 7912, 8, 8, 99.53), row("Small", 931, 0, 8, 98.77), row("Mid", 3592, 8, 8, 99.46),
+                    row("Wide", 4530, 6, 8, 99.42)],
+             confirmed=[row("Below", 2516, 3, 10, 99.38), row("Mid", 3592, 10, 10, 99.47)])
+    text = result(m)
+    assert "3 sizes" not in text and "4 sizes, 931–7,912 params" in text
+    assert "every tuning seed holds 99.40 %: 3,592 params (Mid, mean 99.46 %)" in text
+    assert text.endswith("; on the report seeds: Below held on 3 of 10 (mean 99.38 %), "
+                         "Mid held on 10 of 10 (mean 99.47 %)")
+    none = result({**m, "sizes": [row("Small", 931, 0, 8, 98.77)], "confirmed": []})
+    assert none.endswith("every tuning seed holds 99.40 %: none") and "report seeds" not in none
