@@ -14,6 +14,8 @@ A study is a file `studies/<name>.toml` (or a path to one):
     [variants]                           # name = the parameters it injects
     Model_3 = {}
     wd_0 = {weight_decay = 0.0}
+    [environment]                        # optional: the float path every run takes (see
+    ATEN_CPU_CAPABILITY = "avx2"         # FLOAT_PATH); part of the inputs hash
     [stop_early]                         # optional: stop a clear loser (see `stopped`)
     after = 4                            # paired seeds it is judged on
     below = -0.05                        # stopped if its mean difference is below this and
@@ -60,7 +62,7 @@ import threading
 import time
 import tomllib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lib.pipeline import (REPO, Interrupted, PipelineError, execute, notebook_parameters,
@@ -103,6 +105,7 @@ class Study:
     baseline: str
     variants: dict  # name -> the parameters it injects (defaults included)
     stop_early: dict = None  # {after, below, variants} or None
+    environment: dict = field(default_factory=dict)  # FLOAT_PATH variable -> value, for every run
 
     @property
     def results(self):
@@ -138,10 +141,10 @@ def load(name_or_path):
         spec = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise StudyError(f"{path}: not valid TOML ({e})") from None
-    unknown = set(spec) - {"notebook", "seeds", "baseline", "defaults", "variants", "stop_early"}
+    unknown = set(spec) - {"notebook", "seeds", "baseline", "defaults", "variants", "stop_early", "environment"}
     if unknown:
         raise StudyError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
-                         "notebook, seeds, baseline, defaults, variants, stop_early")
+                         "notebook, seeds, baseline, defaults, variants, stop_early, environment")
     seeds = spec.get("seeds")
     if not (isinstance(seeds, list) and seeds and all(type(s) is int and s >= 0 for s in seeds)
             and len(set(seeds)) == len(seeds)):
@@ -160,9 +163,35 @@ def load(name_or_path):
     defaults = spec.get("defaults", {})
     study = Study(path.stem, path, notebook, seeds, baseline,
                   {v: {**defaults, **p} for v, p in variants.items()},
-                  stop_rule(path, spec.get("stop_early"), variants, baseline, len(seeds)))
+                  stop_rule(path, spec.get("stop_early"), variants, baseline, len(seeds)),
+                  float_path(path, spec.get("environment", {})))
     check(study)
     return study
+
+
+# what moves float rounding on one machine, and the values a study may set (oneDNN's and
+# ATen's own names): a second float path to check a result on, without a second machine
+FLOAT_PATH = {
+    "ATEN_CPU_CAPABILITY": ("default", "avx2", "avx512"),
+    "ONEDNN_MAX_CPU_ISA": ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                           "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_FP16",
+                           "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "DEFAULT", "ALL"),
+}
+
+
+def float_path(path, environment):
+    """The [environment] table, checked: FLOAT_PATH variables and their allowed values."""
+    if not isinstance(environment, dict):
+        raise StudyError(f"{path}: environment={environment!r} is invalid; allowed: a table of "
+                         + ", ".join(FLOAT_PATH))
+    for name, value in environment.items():
+        if name not in FLOAT_PATH:
+            raise StudyError(f"{path}: environment: {name!r} is not a float-path variable; allowed: "
+                             + ", ".join(FLOAT_PATH))
+        if value not in FLOAT_PATH[name]:
+            raise StudyError(f"{path}: environment: {name}={value!r} is invalid; allowed: "
+                             + ", ".join(FLOAT_PATH[name]))
+    return dict(environment)
 
 
 def stop_rule(path, rule, variants, baseline, n_seeds):
@@ -356,7 +385,8 @@ def inputs_hash(study, params):
     parameters cell), the parameters it runs with (the notebook's defaults, then the
     variant's; seed and out_dir aside), lib/data.py, lib/train.py and lib/run.py, what of
     lib/models.py the model runs (`model_code`), and the pinned requirements. Python source counts without its docstrings and
-    comments (`code_of`). A row whose hash differs from today's ran other code: it is stale.
+    comments (`code_of`); and the study's [environment], if it sets one. A row whose hash
+    differs from today's ran other code: it is stale.
     A default changed in the notebook stales only the variants that use it."""
     import jupytext
     from lib import models
@@ -375,6 +405,8 @@ def inputs_hash(study, params):
     for obj in model_code(model):
         h.update(code_of(inspect.getsource(obj)).encode())
     h.update(json.dumps(ran, sort_keys=True).encode())
+    if study.environment:  # another float path (none: the hash of every study without one)
+        h.update(b"environment\0" + json.dumps(study.environment, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -718,7 +750,8 @@ def objective(study, trial, where, finished):
         raise optuna.TrialPruned()
     variant, seed = k
     row = {"study": study.name, "variant": variant, "seed": seed, "params": params,
-           "notebook": shown(study.notebook), "trial": trial.number, "inputs_sha256": today, **where}
+           "notebook": shown(study.notebook), "trial": trial.number, "inputs_sha256": today, **where,
+           **({"environment": study.environment} if study.environment else {})}
     start = time.perf_counter()
     try:
         record = execute(study.notebook, study.runs_dir, {**params, "seed": seed},
@@ -737,6 +770,7 @@ def objective(study, trial, where, finished):
                test_acc=acc, test_loss=[round(h["test_loss"], 5) for h in history],
                epoch_seconds=[h["seconds"] for h in history], model=record.get("model"),
                n_params=record.get("params"), macs=record.get("macs"), device=record["device"],
+               cpu=record.get("cpu_kind", row.get("cpu")),  # as the run's kernel saw it (its float path)
                cpu_threads=record["cpu_threads"], torch_compile=record["torch_compile"],
                seconds=round(time.perf_counter() - start, 1), finished=now())
     finished["row"] = row
@@ -752,6 +786,7 @@ def work(study, url, jobs, heartbeat, max_runs=None):
     """One worker (`pull`). Should the storage go away, the run it finished meanwhile goes to
     the results file and the worker stops: StorageLost, with the one line it prints."""
     finished = {}  # the row of its last run, until the results file holds it
+    os.environ.update(study.environment)  # the float path, for the kernels it starts
     quiet_storage_threads()
     try:
         pull(study, url, jobs, heartbeat, max_runs, finished)
@@ -840,8 +875,9 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
           f"{failed} failed, {enqueued} enqueued now" + (f", {skipped} not needed (stopped early)"
                                                         if skipped else "")
           + f"; {jobs} worker(s) x {threads} thread(s); "
-          f"storage {safe(url)}", flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "STUDY_STORAGE": url}
+          + "".join(f"{k}={v}; " for k, v in study.environment.items())
+          + f"storage {safe(url)}", flush=True)
+    env = {**os.environ, **study.environment, "OMP_NUM_THREADS": str(threads), "STUDY_STORAGE": url}
     cmd = [sys.executable, "-m", "lib.study", "work", str(study.path),
            "--jobs", str(jobs), "--heartbeat", str(heartbeat)] + (
                ["--max-runs", str(max_runs)] if max_runs else [])

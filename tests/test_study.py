@@ -117,6 +117,31 @@ def test_a_row_names_the_kernels_aten_ran():
     assert said.endswith("ATen DEFAULT"), said
 
 
+def test_a_study_with_an_environment_runs_every_notebook_on_that_float_path(tmp_path):
+    """[environment] reaches every run's kernel (the row's cpu is what the kernel saw), is in
+    the row, and is part of the inputs hash: the same study without it is another run."""
+    toml = tiny_study(tmp_path, {"v": "{}"}, seeds=[1])
+    (tmp_path / "tiny.py").write_text(TINY.replace(
+        "torch_compile=False)))", "torch_compile=False, cpu_kind='kernel saw ' + "
+        "os.environ.get('ATEN_CPU_CAPABILITY', '-') + ' ' + os.environ.get('ONEDNN_MAX_CPU_ISA', '-'))))"))
+    plain = toml.read_text()
+    toml.write_text(plain.replace("[variants]", '[environment]\nATEN_CPU_CAPABILITY = "default"\n'
+                                  'ONEDNN_MAX_CPU_ISA = "AVX2"\n[variants]'))
+    env = {k: v for k, v in ENV.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
+    done = study_cmd("run", toml, "--jobs", 1, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ATEN_CPU_CAPABILITY=default; ONEDNN_MAX_CPU_ISA=AVX2; storage" in done.stdout
+    [row] = read_results(toml.with_suffix(".jsonl")).values()
+    assert row["status"] == "complete" and row["cpu"] == "kernel saw default AVX2", row
+    assert row["environment"] == {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    from lib.study import inputs_hash, load
+    with_env = load(toml)
+    toml.write_text(plain)
+    without = load(toml)
+    assert row["inputs_sha256"] == inputs_hash(with_env, with_env.variants["v"])
+    assert inputs_hash(without, without.variants["v"]) != row["inputs_sha256"]
+
+
 def test_a_second_invocation_runs_nothing(smoke):
     toml, _ = smoke
     before = toml.with_suffix(".jsonl").read_bytes()
@@ -408,6 +433,11 @@ def test_bad_variant_parameters_are_refused_before_anything_runs(tmp_path, chang
      "variant 'nope': parameter model_name='Model_9' is unknown; allowed: Model_1, Model_2, Model_3"),
     (("seeds = [1, 2]", "seeds = []"), "seeds=[] is invalid; allowed: a non-empty list"),
     (("seeds = [1, 2]", "seeds = [1, 2]\nsedes = [3]"), "unknown key(s) sedes"),
+    (("[variants]", '[environment]\nOMP_NUM_THREADS = "1"\n[variants]'),
+     "environment: 'OMP_NUM_THREADS' is not a float-path variable; allowed: ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA"),
+    (("[variants]", '[environment]\nATEN_CPU_CAPABILITY = "AVX2"\n[variants]'),
+     "environment: ATEN_CPU_CAPABILITY='AVX2' is invalid; allowed: default, avx2, avx512"),
+    (("seeds = [1, 2]", 'seeds = [1, 2]\nenvironment = "avx2"'), "environment='avx2' is invalid; allowed: a table"),
 ])
 def test_bad_study_definitions_are_one_line_errors(tmp_path, edit, message):
     toml = tmp_path / "smoke.toml"
