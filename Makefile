@@ -21,7 +21,7 @@ COMMON := $(if $(EPOCHS),-c epochs $(EPOCHS)) $(if $(SEED),-c seed $(SEED)) $(if
 # moving-average horizon, so that one epoch of 32 steps shows in the test figures
 SMOKE := -c train_limit 4000 -c test_limit 1000 -c epochs 1 -c device cpu -c torch_compile False \
   -c seeds '[1, 2]' -c ema_decay 0.9 -c study tests/studies/smoke.toml \
-  -c confirm_study tests/studies/smoke.toml
+  -c confirm_study tests/studies/smoke.toml -c float_path_study tests/studies/smoke.toml
 
 export PYTHONUNBUFFERED := 1
 

@@ -63,7 +63,7 @@ PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x8
 # the Makefile's SMOKE but the device: what tests/reference was made with
 SMOKE = {"train_limit": "4000", "test_limit": "1000", "epochs": "1", "torch_compile": "False",
          "seeds": "[1, 2]", "ema_decay": "0.9", "study": "tests/studies/smoke.toml",
-         "confirm_study": "tests/studies/smoke.toml"}
+         "confirm_study": "tests/studies/smoke.toml", "float_path_study": "tests/studies/smoke.toml"}
 
 
 class CheckError(RuntimeError):

@@ -126,14 +126,19 @@ class Study:
         return [(v, s) for s in self.seeds for v in self.variants]
 
 
+def study_path(name_or_path):
+    """Where the study's definition is: `studies/<name>.toml`, or the .toml path given
+    (relative to the repo where it is not found from here: a notebook's cwd)."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        return STUDIES / f"{name_or_path}.toml"
+    return REPO / path if not path.is_absolute() and not path.exists() else path
+
+
 def load(name_or_path):
     """The study `studies/<name>.toml` (or a .toml path), checked: a clear StudyError naming
     what is wrong before anything runs."""
-    path = Path(name_or_path)
-    if path.suffix != ".toml":
-        path = STUDIES / f"{name_or_path}.toml"
-    elif not path.is_absolute() and not path.exists():  # relative to the repo (a notebook's cwd)
-        path = REPO / path
+    path = study_path(name_or_path)
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in STUDIES.glob("*.toml")))
         raise StudyError(f"study {name_or_path!r} not found ({path}); known studies: {known}")

@@ -50,6 +50,7 @@
 # %% tags=["parameters"]
 study = "frontier"  # studies/<study>.toml and its results studies/<study>.jsonl (or a .toml path)
 confirm_study = "frontier_confirm"  # the deciding sizes on the report seeds 1-10 (a name or a .toml path; "" for none)
+float_path_study = "frontier_avx2"  # the same seeds on another float path (a name or a .toml path; "" for none)
 out_dir = "reports"
 
 # %%
@@ -58,7 +59,7 @@ import pandas as pd
 from lib import compare, plots
 from lib.pipeline import REPO, shown
 from lib.run import Run
-from lib.study import STUDIES, current_runs, load, read_results
+from lib.study import current_runs, load, read_results, study_path
 
 pd.set_option("display.max_colwidth", None)
 run = Run("06_frontier", globals())
@@ -139,23 +140,51 @@ published.set_index("label").drop(columns="macs").fillna("not stated")
 # (`studies/<confirm_study>.toml`):
 
 # %%
-confirm_toml = (REPO / confirm_study if str(confirm_study).endswith(".toml")
-                else STUDIES / f"{confirm_study}.toml") if confirm_study else None
-confirmed = None
-if confirm_toml is None:
-    print("Not asked for: confirm_study is empty.")
-elif not confirm_toml.exists():
-    print(f"Not run yet: {shown(confirm_toml)} does not exist; it is written once the tuning seeds have "
-          "picked the deciding sizes.")
-else:
-    second = load(confirm_study)
-    cruns = [r for v in second.variants for r in current_runs(second, v).values()]
-    confirmed = compare.size_table(compare.runs_frame(cruns, second.variants)) if cruns else None
-    if confirmed is None:
-        print(f"Nothing to show: no complete run of today's code in {shown(second.results)} yet "
-              f"(make study STUDY={confirm_study}).")
+def study_frame(name, what):
+    """The complete runs of today's code of the study `name`, or None with a sentence saying why."""
+    toml = study_path(name) if name else None
+    if toml is None:
+        return print(f"Not asked for: {what} is empty.")
+    if not toml.exists():
+        return print(f"Not run yet: {shown(toml)} does not exist; it is written once the tuning seeds "
+                     "have picked the deciding sizes.")
+    other = load(name)
+    found = [r for v in other.variants for r in current_runs(other, v).values()]
+    if not found:
+        return print(f"Nothing to show: no complete run of today's code in {shown(other.results)} yet "
+                     f"(make study STUDY={name}).")
+    return compare.runs_frame(found, other.variants)
+
+
+columns = ["model", "params", "runs", "held", "mean", "sd", "worst"]
+cdf = study_frame(confirm_study, "confirm_study")
+confirmed = compare.size_table(cdf) if cdf is not None else None
+display(confirmed[columns]) if confirmed is not None else None
+
+# %% [markdown]
+# ## A second float path
+# Float rounding differs with the CPU's kernels, so the same seed ends a little differently on
+# another machine. The smallest size of the report seeds runs again on the same seeds with
+# ATen's and oneDNN's kernels held to AVX2 (`studies/<float_path_study>.toml`, its
+# `[environment]`); per seed, the worst of its last 5 epochs on each path:
+
+# %%
+fdf = study_frame(float_path_study, "float_path_study")
+both = None
+if fdf is not None and cdf is not None:
+    pick = lambda frame: frame.set_index(["model", "seed"]).min_last5
+    both = pd.DataFrame({"first path %": pick(cdf), "second path %": pick(fdf)}).dropna()
+    both["difference"] = both["second path %"] - both["first path %"]
+    if both.empty:
+        print("Nothing to compare: the two studies share no (model, seed).")
+        both = None
     else:
-        display(confirmed[["model", "params", "runs", "held", "mean", "sd", "worst"]])
+        paths = lambda frame: joined(frame.get("cpu", pd.Series(index=frame.index, dtype=object))
+                                     .fillna("not recorded"))
+        print(f"first path: {paths(cdf)}; second path: {paths(fdf)}")
+        display(both.round(3))
+elif fdf is not None:
+    print("Nothing to compare it with: the report seeds' study has no run to pair.")
 
 # %% [markdown]
 # ## Analysis
@@ -212,10 +241,20 @@ else:
                  "not met" + (f"; the smallest holding on all {every.iloc[0].runs} is {every.iloc[0].model} "
                               f"({every.iloc[0].params:,})." if len(every) else
                               " by the sizes that ran; none of them held on all 10.")))
+    if both is not None:
+        for model, pair in both.groupby(level="model"):
+            second_path = pair["second path %"]
+            d, half = compare.interval(list(pair.difference))
+            print(f"- On the second float path, {model} held on {int((second_path >= 99.40).sum())} of "
+                  f"{len(pair)} seeds, mean {second_path.mean():.3f} %, worst {second_path.min():.2f} %; "
+                  f"the paths differ by {d:+.3f} points on average"
+                  + (f" (95 % interval {d - half:+.3f} … {d + half:+.3f})" if half == half else "")
+                  + f", by {pair.difference.abs().max():.2f} at most on one seed.")
     print(f"- Configurations tried: {len(definition.variants)} variants for "
           f"{table.model.nunique()} models; each extra comparison is one more chance of a lucky interval.")
 
 # %%
 _ = run.save_metrics(study=study, n_runs=len(df), grid=len(definition.grid()),
                      sizes=table.reset_index().to_dict("records") if evidence else [],
-                     confirmed=confirmed.reset_index().to_dict("records") if confirmed is not None else [])
+                     confirmed=confirmed.reset_index().to_dict("records") if confirmed is not None else [],
+                     second_path=compare.size_table(fdf).reset_index().to_dict("records") if fdf is not None else [])

@@ -194,6 +194,8 @@ def test_a_report_depends_on_every_study_its_notebook_reads():
 
     nb = jupytext.read(REPO / "notebooks/06_frontier.py")
     names = [p.name for p in data_files(nb, {})]
-    assert names == ["frontier_confirm.toml", "frontier_confirm.jsonl", "frontier.toml", "frontier.jsonl"]
-    names = [p.name for p in data_files(nb, {"study": "tests/studies/smoke.toml", "confirm_study": None})]
+    assert names == ["frontier_confirm.toml", "frontier_confirm.jsonl", "frontier_avx2.toml", "frontier_avx2.jsonl",
+                     "frontier.toml", "frontier.jsonl"]
+    names = [p.name for p in data_files(nb, {"study": "tests/studies/smoke.toml", "confirm_study": None,
+                                             "float_path_study": ""})]
     assert names == ["smoke.toml", "smoke.jsonl"]
