@@ -17,8 +17,9 @@
 #
 # Not a block: the record of the frontier study (`studies/frontier.toml`), block 3's notebook
 # and recipe run once per model and seed by the studies runner, the model injected as
-# `model_name`. Every figure here is read from the committed record `studies/frontier.jsonl`;
-# `make study STUDY=frontier` runs what is missing of it.
+# `model_name`. Every figure here is read from the committed records `studies/frontier.jsonl`,
+# `studies/frontier_confirm.jsonl` and `studies/frontier_avx2.jsonl`; `make study STUDY=<name>`
+# runs what is missing of each.
 #
 # ## Target
 # Block 3 holds the assignment's rule with room to spare at 7,912 parameters. How far below
@@ -27,7 +28,8 @@
 # - **the smallest network whose every tuning seed holds 99.40 % in each of the last 5 of 15
 #   epochs**, with a margin (its mean a tenth of a point above the line: with about 50 test
 #   errors a run, one run's spread is 0.05–0.07 points of test-set noise); the report seeds
-#   1–10 then confirm it (`studies/frontier_confirm.toml`). Aim: ≤ 4,000 parameters;
+#   1–10 then confirm it (`studies/frontier_confirm.toml`), and the smallest that holds there
+#   runs again on a second float path (`studies/frontier_avx2.toml`). Aim: ≤ 4,000 parameters;
 # - **the curve itself**, from under 1,000 to 8,000 parameters on the tuning seeds 101–108:
 #   per size the mean ± sd of the worst last-5 epoch, the worst seed, the MACs per image.
 #   Aims: a mean ≥ 99.2 % at ≤ 2,000 parameters and ≥ 99.0 % at ≤ 1,000.
