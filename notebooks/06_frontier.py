@@ -136,9 +136,9 @@ published.set_index("label").drop(columns="macs").fillna("not stated")
 
 # %% [markdown]
 # ## The report seeds
-# The sizes that decide the first target — the smallest whose every tuning seed holds with a
-# margin, and the size below it — run again on the report seeds 1–10, which nobody tuned on
-# (`studies/<confirm_study>.toml`):
+# The sizes that decide the first target — the smallest whose every tuning seed holds (the
+# margin asked for above, where none of ≤ 4,000 parameters has it, set aside) and the size below
+# it — run again on the report seeds 1–10, which nobody tuned on (`studies/<confirm_study>.toml`):
 
 # %%
 def study_frame(name, what):
