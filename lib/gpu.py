@@ -32,7 +32,6 @@ import gzip
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -343,6 +342,8 @@ else:
         info["cuda_driver_api"] = getattr(torch._C, "_cuda_getDriverVersion", lambda: None)()
 import papermill, jupytext, nbconvert, ipykernel, torchinfo
 info.update(papermill=papermill.__version__, jupytext=jupytext.__version__)
+from lib.run import cpu_name
+info["cpu"] = cpu_name()
 print(json.dumps(info))
 """
 
@@ -624,16 +625,6 @@ def commit():
         return None
 
 
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 # --- check ----------------------------------------------------------------------------------
 def check(bundle_dir=BUNDLE, device="cuda", smoke_only=False, jobs=None, out=None, work=WORK,
           resume=False):
@@ -659,7 +650,7 @@ def check(bundle_dir=BUNDLE, device="cuda", smoke_only=False, jobs=None, out=Non
     python = make_venv(venv, bundle_dir, info)
     env = child_env(venv, work, jobs)
     environment = probe(python, device, env)
-    environment.update(cpu=cpu_name(), cores=os.cpu_count(), commit=commit())
+    environment.update(cores=os.cpu_count(), commit=commit())
     say(f"{environment['device']} ({environment.get('gpu') or environment['cpu']}), torch {environment['torch']}"
         + (f", CUDA {environment['cuda']}" if environment.get("cuda") else "")
         + (f", driver {environment['driver']}" if environment.get("driver") else ""))
