@@ -430,8 +430,14 @@ def open_storage(url, heartbeat=30):
     kwargs = {"connect_args": {"timeout": 60, "isolation_level": None}} if sqlite else \
         {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    class Storage(optuna.storages.RDBStorage):
+        def _get_stale_trial_ids(self, study_id):
+            # Optuna's own fail_stale_trials reads this (there is no public hook): add the
+            # trials it never counts, those whose worker died before their first heartbeat
+            return super()._get_stale_trial_ids(study_id) + no_heartbeat(self, study_id, self.grace_period)
+
     try:
-        storage = on_schema_race(lambda: optuna.storages.RDBStorage(
+        storage = on_schema_race(lambda: Storage(
             url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=5 * heartbeat,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback()))
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
@@ -446,6 +452,23 @@ def open_storage(url, heartbeat=30):
         sqlalchemy.event.listen(storage.engine, "begin",
                                 lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     return storage
+
+
+def no_heartbeat(storage, study_id, grace):
+    """The running trials of the study that never sent a heartbeat and began over `grace` s
+    ago: their worker died, or lost the storage, between taking one and its first heartbeat
+    (a live worker sends its first at once)."""
+    import sqlalchemy
+
+    with storage.engine.connect() as conn:
+        rows = conn.execute(sqlalchemy.text(
+            "select t.trial_id, t.datetime_start from trials t left join trial_heartbeats h "
+            "on h.trial_id = t.trial_id where t.study_id = :study and t.state = 'RUNNING' "
+            "and h.trial_id is null").columns(trial_id=sqlalchemy.Integer, datetime_start=sqlalchemy.DateTime),
+            {"study": study_id}).all()
+    now = datetime.datetime.now()  # datetime_start is the taking worker's local time
+    return [trial for trial, start in rows
+            if start is not None and (now - start).total_seconds() > grace]
 
 
 def on_schema_race(make, attempts=5):

@@ -158,6 +158,30 @@ def test_the_storage_going_away_mid_study_is_one_line_and_the_same_command_resum
     assert complete_trials(url, "tiny") == grid  # the held run is complete in the storage too
 
 
+@pytest.mark.parametrize("where", ["sqlite", "postgresql"])
+def test_a_trial_taken_by_a_worker_that_died_before_its_first_heartbeat_is_run_again(tmp_path, request, where):
+    """A worker that dies (or loses the storage) between taking a trial and its first
+    heartbeat leaves the trial running with no heartbeat at all, which Optuna never counts
+    as stale: the next `run` must run it again, not wait for it forever."""
+    import optuna
+
+    toml = hold_study(tmp_path, {"a": "{}"}, seeds=[1, 2], name=f"orphan_{where}")
+    url = fresh_database(request.getfixturevalue("postgres"), f"orphan_{os.getpid()}") \
+        if where == "postgresql" else f"sqlite:///{tmp_path / 'orphan.db'}"
+    study = lib.study.load(toml)
+    storage = lib.study.open_storage(url, heartbeat=1)
+    taken = optuna.create_study(study_name=study.name, storage=storage, direction="maximize")
+    lib.study.enqueue_missing(study, taken)
+    without_heartbeats = optuna.storages.RDBStorage(storage.url)  # as a worker whose first beat never came
+    orphan = optuna.load_study(study_name=study.name, storage=without_heartbeats).ask()
+    assert orphan.user_attrs["seed"] == 1
+    time.sleep(6)  # past the grace period, 5 heartbeats of 1 s
+    done = study_cmd("run", toml, "--jobs", 1, "--heartbeat", 1, "--storage", url, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = read_results(toml.with_suffix(".jsonl"))
+    assert sorted(rows) == [("a", 1), ("a", 2)] and all(r["status"] == "complete" for r in rows.values())
+
+
 # --- several first starts at once ------------------------------------------------------------
 AT_ONCE = "import sys, time; import lib.study; time.sleep(max(0, float(sys.argv[1]) - time.time())); " \
           "lib.study.main(sys.argv[2:])"
