@@ -36,7 +36,7 @@ from lib.data import MEAN, STD, ensure_mnist, load_mnist
 from lib.models import Model_3
 from lib.run import cpu_kind, cpu_name
 from lib.summary import macs_per_image
-from lib.train import (Batches, compile_in_place, compile_support, evaluate, pick_device,
+from lib.train import (Batches, clean_retry, compile_in_place, compile_support, evaluate, pick_device,
                        resolve_compile)
 
 WARMUP = 5  # steps before timing starts (compiling happens in the first)
@@ -72,7 +72,7 @@ class Trainer:
                                          weight_decay=1e-4)
         self.it = iter(batches)
         start = time.perf_counter()
-        self.steps(WARMUP)
+        clean_retry(lambda: self.steps(WARMUP))  # a broken compile cache: cleaned, compiled again
         self.warmup_seconds = time.perf_counter() - start
 
     def steps(self, n):
@@ -114,7 +114,7 @@ def eval_standard(model, loader, device):
 
 
 def eval_ours(model, batches, device):
-    evaluate(model, batches)  # warm-up (compiles the eval-mode graph, if compiled)
+    clean_retry(lambda: evaluate(model, batches))  # warm-up (compiles the eval-mode graph, if compiled)
     sync(device)
     start = time.perf_counter()
     evaluate(model, batches)

@@ -13,7 +13,7 @@ import torchvision
 
 from lib.data import REPO
 from lib.params import ParameterError, check_params, pick_params
-from lib.train import pick_device, resolve_compile, seed_everything
+from lib.train import compiled_steps_fell_back, pick_device, resolve_compile, seed_everything
 
 TARGET_ACC = 99.40
 EPOCH_BUDGET = 15  # the assignment's limit; targets are checked only on full-length, full-data runs
@@ -103,13 +103,18 @@ class Run:
         self.write_dir = Path(os.environ.get(STAGING_ENV) or self.out_dir)
         self.device = pick_device(params.get("device", "auto"))
         try:  # True/False: compile the model in `fit` (see lib.train.compile_support)
-            self.compile = resolve_compile(params.get("torch_compile", False), self.device)
+            self.compile_chosen = resolve_compile(params.get("torch_compile", False), self.device)
         except ValueError as e:
             raise ParameterError(f"parameter {e}") from None
         self.commit, self.dirty = git_commit()
         self.started = time.perf_counter()
         if "seed" in params:
             seed_everything(params["seed"])
+
+    @property
+    def compile(self):
+        """Whether this run compiles: as chosen, until a failing compile made it go eager."""
+        return self.compile_chosen and not compiled_steps_fell_back()
 
     @property
     def full(self):
@@ -143,6 +148,8 @@ class Run:
                   "cpu_kind": info["cpu_kind"],
                   "torch": info["torch"],
                   "torchvision": info["torchvision"], "torch_compile": self.compile,
+                  **({"compile_fell_back": compiled_steps_fell_back()}
+                     if self.compile_chosen and not self.compile else {}),
                   "cpu_threads": info["cpu_threads"], "git_commit": self.commit,
                   "git_dirty": self.dirty, "wall_seconds": self.wall_seconds(),
                   "parameters": self.params}

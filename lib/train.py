@@ -12,8 +12,11 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +24,9 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from lib.data import MEAN, STD, load_mnist
+from lib.data import MEAN, REPO, STD, load_mnist
+
+log = logging.getLogger(__name__)
 
 
 # --- reproducibility and device ---------------------------------------------------------
@@ -73,13 +78,14 @@ def cpu_compile_self_check():
     machine whose compiler or headers disagree made the C++ fail to build, or compute NaN and
     out-of-range indices, with torch 2.14.1 on an AVX-512 AMD EPYC. One forward and backward
     pass here, once per process (seconds; cached on disk by torch), keeps that out of a run.
+    What inductor warns meanwhile (a forced ISA it does not take) goes to the log, once.
     """
     def loss_and_grads(model, x, y):
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         return [loss.detach()] + [p.grad for p in model.parameters()]
 
-    try:
+    def probe():
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             make = lambda: torch.nn.Sequential(
@@ -89,19 +95,32 @@ def cpu_compile_self_check():
             compiled.load_state_dict(eager.state_dict())
             compile_in_place(compiled)
             x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
-            want, got = loss_and_grads(eager, x, y), loss_and_grads(compiled, x, y)
+            return loss_and_grads(eager, x, y), loss_and_grads(compiled, x, y)
+
+    said = []
+    try:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            want, got = clean_retry(probe, log.info)
     except Exception as e:  # a C++ build error, an index out of range, ...
         return f"torch.compile failed a self-check on this CPU ({type(e).__name__})"
+    finally:
+        for message in {str(w.message) for w in said}:
+            # inductor warns again at every compile: once in the log, never in a notebook
+            log.info("torch.compile self-check: %s", message)
+            warnings.filterwarnings("ignore", message=re.escape(message))
     if not all(torch.allclose(w, g, atol=1e-4) for w, g in zip(want, got)):
         return "torch.compile's CPU code disagreed with eager in a self-check on this CPU"
     return ""
 
 
 def resolve_compile(setting, device):
-    """The `torch_compile` parameter: True insists; False never; "auto" compiles on the CPU
-    (where it can), where it pays (`make bench` measures it), not on a GPU:
+    """The `torch_compile` parameter: True insists; False never (and nothing is probed); "auto"
+    compiles on the CPU (where it can), where it pays (`make bench` measures it), not on a GPU:
     there these small models' steps are bound by kernel launches, and compiled ones measured
     slower than eager (`make bench` on an H200)."""
+    if setting is False:
+        return False
     ok, why = compile_support(device)
     if setting is True and not ok:
         raise ValueError(f"torch_compile=True is not possible on {device}: {why}; "
@@ -109,12 +128,108 @@ def resolve_compile(setting, device):
     return ok and device.type == "cpu" if setting == "auto" else bool(setting)
 
 
+def compile_cache():
+    """Where inductor keeps the code it builds: TORCHINDUCTOR_CACHE_DIR if set, else the
+    project's build/torchinductor (set here, so that notebook kernels, study workers and the
+    bench share it, `make clean` clears it and two checkouts never share a broken file)."""
+    return Path(os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(REPO / "build" / "torchinductor")))
+
+
 def compile_in_place(*models):
     """`torch.compile` each model in place (its state_dict keys stay the same)."""
+    compile_cache()
     # inductor on a CPU-only machine warns "No CUDA runtime is found" on every run: noise
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     for model in models:
         model.compile()
+
+
+def broken_libraries(folder):
+    """The shared libraries under `folder` that are cut short (0 bytes included): a build
+    stopped midway leaves one, and inductor loads it as if built ("file too short")."""
+    broken = []
+    for path in Path(folder).rglob("*.so"):
+        try:
+            data = path.read_bytes()
+        except OSError:  # removed meanwhile (another process recovering)
+            continue
+        if elf_size(data) is None or elf_size(data) > len(data):
+            broken.append(path)
+    return broken
+
+
+def elf_size(data):
+    """The bytes a 64-bit little-endian ELF file's headers say it has: the end of its
+    section table, of its last section and of its last segment; None if it is not one."""
+    if len(data) < 64 or data[:6] != b"\x7fELF\x02\x01":
+        return None
+    number = lambda at, size: int.from_bytes(data[at:at + size], "little")
+    phoff, shoff, phsize, phnum, shsize, shnum = (number(32, 8), number(40, 8), number(54, 2),
+                                                  number(56, 2), number(58, 2), number(60, 2))
+    end = max(phoff + phsize * phnum, shoff + shsize * shnum)
+    if end > len(data):
+        return end
+    for i in range(phnum):  # segments: p_offset, p_filesz
+        at = phoff + i * phsize
+        end = max(end, number(at + 8, 8) + number(at + 32, 8))
+    for i in range(shnum):  # sections but those with no bytes in the file (SHT_NOBITS, 8)
+        at = shoff + i * shsize
+        if number(at + 4, 4) != 8:
+            end = max(end, number(at + 24, 8) + number(at + 32, 8))
+    return end
+
+
+EAGER_SINCE = {}  # "why": set once a failing compile made this process run eager
+
+
+def compiled_steps_fell_back():
+    """Why this process stopped compiling ("" if it did not): a run records it ran eager."""
+    return EAGER_SINCE.get("why", "")
+
+
+def what_failed(error):
+    """One line: the error's type and the line of its message that names an error (dynamo
+    wraps the compiler's own: "BackendCompilerFailed: ... ImportError: x.so: file too short")."""
+    lines = [line for line in str(error).splitlines() if "Error" in line] or [str(error)]
+    return f"{type(error).__name__}: {lines[0][:160]}"
+
+
+def clean_retry(step, log=print):
+    """`step()`; if it raises, the compile cache's broken libraries are removed, torch's
+    compiled code forgotten (`torch.compiler.reset`) and `step()` tried once more."""
+    try:
+        return step()
+    except Exception as e:
+        first = e
+    removed = broken_libraries(compile_cache())
+    for path in removed:
+        path.unlink(missing_ok=True)
+    torch.compiler.reset()
+    log(f"torch.compile: a compiled step failed ({what_failed(first)}); "
+        f"removed {len(removed)} broken librar{'y' if len(removed) == 1 else 'ies'} from the "
+        f"compile cache ({compile_cache()}); compiling again")
+    return step()
+
+
+class CompileGuard:
+    """Runs a compiled step (forward, or forward and backward: inductor builds the backward at
+    its first use) through `clean_retry`; if it fails again, the rest of the process runs eager
+    (`torch.compiler.set_stance`) and the step is tried eagerly: a line in the log each time,
+    never a lost run. A failure that eager code repeats is not the compiler's, and is raised."""
+
+    def __init__(self, log=print):
+        self.log = log
+
+    def __call__(self, step):
+        if compiled_steps_fell_back():
+            return step()
+        try:
+            return clean_retry(step, self.log)
+        except Exception as e:
+            EAGER_SINCE["why"] = f"a compiled step failed twice ({what_failed(e)})"
+        torch.compiler.set_stance("force_eager")
+        self.log(f"torch.compile: off for the rest of this run: {EAGER_SINCE['why']}")
+        return step()
 
 
 # --- data on the device -----------------------------------------------------------------
@@ -265,17 +380,28 @@ def ema_of(model, decay):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def train_epoch(model, batches, optimizer, scheduler=None, per_batch=False, desc="train", ema=None):
-    """One pass over `batches`; steps a per-batch scheduler and the EMA, if any.
+def call(step):
+    """What runs a step where nothing guards it: the step itself."""
+    return step()
+
+
+def train_epoch(model, batches, optimizer, scheduler=None, per_batch=False, desc="train", ema=None,
+                guard=call):
+    """One pass over `batches`; steps a per-batch scheduler and the EMA, if any; each forward and
+    backward pass runs through `guard` (a `CompileGuard` where the model is compiled).
     Returns (mean loss, accuracy %) of the model being trained."""
+    def forward_backward(x, y):
+        optimizer.zero_grad(set_to_none=True)
+        out = model(x)
+        loss = F.nll_loss(out, y)
+        loss.backward()
+        return out, loss
+
     model.train()
     loss_sum = torch.zeros((), device=batches.x.device)
     correct = torch.zeros((), device=batches.x.device, dtype=torch.long)
     for x, y in progress(batches, desc):
-        out = model(x)
-        loss = F.nll_loss(out, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        out, loss = guard(lambda: forward_backward(x, y))
         optimizer.step()
         if ema is not None:
             ema.update_parameters(model)
@@ -312,12 +438,13 @@ def recompute_bn(model, batches, images):
 
 
 @torch.no_grad()
-def evaluate(model, batches, keep_predictions=False):
-    """Mean loss and accuracy % on `batches` (and the predictions, if asked)."""
+def evaluate(model, batches, keep_predictions=False, guard=call):
+    """Mean loss and accuracy % on `batches` (and the predictions, if asked); each forward
+    pass runs through `guard`, as in `train_epoch`."""
     model.eval()
     loss_sum, correct, preds = 0.0, 0, []
     for x, y in batches:
-        out = model(x)
+        out = guard(lambda: model(x))
         loss_sum += F.nll_loss(out, y, reduction="sum").item()
         pred = out.argmax(1)
         correct += (pred == y).sum().item()
@@ -337,8 +464,10 @@ def fit(model, train, test, epochs, optimizer, scheduler=None, per_batch=False, 
     `bn_recompute` > 0, its BatchNorm statistics are recomputed on that many un-rotated
     training images before each test (`recompute_bn`).
     With `compile`, the model (and the EMA copy) are compiled in place first; epoch 1's time
-    then includes compiling (seconds when torch's on-disk cache already has the kernels).
+    then includes compiling (seconds when torch's on-disk cache already has the kernels). A
+    compiled step that fails is recovered (`CompileGuard`): compiled again, else run eager.
     """
+    guard = CompileGuard(log) if compile else call
     if compile:
         compile_in_place(model, *([ema.module] if ema is not None else []))
         log("torch.compile: on (epoch 1 includes compiling)")
@@ -347,12 +476,12 @@ def fit(model, train, test, epochs, optimizer, scheduler=None, per_batch=False, 
         lr = optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         train_loss, train_acc = train_epoch(model, train, optimizer, scheduler, per_batch,
-                                            desc=f"epoch {epoch}/{epochs}", ema=ema)
+                                            desc=f"epoch {epoch}/{epochs}", ema=ema, guard=guard)
         if scheduler is not None and not per_batch:
             scheduler.step()
         if bn_recompute:
             recompute_bn(model if ema is None else ema.module, train, bn_recompute)
-        test_loss, test_acc = evaluate(model if ema is None else ema, test)
+        test_loss, test_acc = evaluate(model if ema is None else ema, test, guard=guard)
         row = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
                    test_loss=test_loss, test_acc=test_acc,
                    seconds=round(time.perf_counter() - start, 2))
