@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]  # the checkout: every test file imports it from here
+
 
 def free_port():
     with socket.socket() as s:

@@ -1,7 +1,6 @@
 """lib.compare: the statistics the recipe notebook states."""
 import math
 
-import pandas as pd
 import pytest
 
 from lib.compare import interval, runs_frame, t975, variant_table

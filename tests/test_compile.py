@@ -17,8 +17,8 @@ import torch
 
 from lib import train
 from lib.train import CompileGuard, broken_libraries, compile_support
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CPU_COMPILE = compile_support(torch.device("cpu"))
 needs_compile = pytest.mark.skipif(not CPU_COMPILE[0],
                                    reason=f"torch.compile not usable here: {CPU_COMPILE[1]}")

@@ -1,11 +1,10 @@
 """The front door: the README stays one short page, and every relative link in it and in
 docs/ leads to a file that is in the repo."""
 import re
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 

@@ -5,14 +5,13 @@ only a full run shows run too), and must finish with no failed cell and no `nan`
 where a figure should stand."""
 import re
 import shutil
-from pathlib import Path
 
 import nbformat
 import pytest
 
 from lib.pipeline import execute
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SMOKE = {"train_limit": 2000, "test_limit": 500, "epochs": 1, "device": "cpu", "torch_compile": False}
 SMOKE_STUDY = "tests/studies/smoke.toml"
 NO_FIGURE = re.compile(r"\b(nan|NaN|None)\b")

@@ -3,25 +3,17 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from lib.lab import lab_command
+from conftest import REPO, free_port
 
-REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = sorted((REPO / "notebooks").glob("[0-9]*.py"))[0].name
 TOKEN = "mnist8k-test-token"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -1,11 +1,10 @@
 """The Makefile: PY=... runs in an environment the user has; otherwise .venv is built."""
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="no make here")
 
 

@@ -1,14 +1,13 @@
 """The notebooks: one versioned side (.py), references in step, the parameters every block has."""
 import subprocess
-from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 
 from lib.pipeline import notebook_parameters
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9]*.py"))
 # the notebooks that train (blocks, the seeds study); the others only read a study's record
 TRAINING = [p for p in NOTEBOOKS if "from lib.train import" in p.read_text()]

@@ -4,7 +4,6 @@ line and CPU kind say. Fed with the names of every kind of machine we can name, 
 the references store them and as a real `Run` renders them."""
 import json
 import re
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -12,8 +11,8 @@ from nbval.plugin import get_sanitize_patterns
 
 import lib.run
 from lib.run import Run, result_table
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 PATTERNS = get_sanitize_patterns((REPO / "tests/nbval_sanitize.cfg").read_text())
 REFERENCES = sorted((REPO / "tests/reference").glob("*.ipynb"))
 

@@ -10,13 +10,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from lib.study import read_results
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "tests/studies/smoke.toml"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same float path in every test run
 VOLATILE = {"trial", "seconds", "epoch_seconds", "finished", "host"}

@@ -71,7 +71,8 @@ def test_test_split_is_the_full_mnist_test_set():
 
 
 def test_device_auto_and_unavailable_devices():
-    assert pick_device("auto").type in {"cuda", "mps", "cpu"}
+    first = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert pick_device("auto") == torch.device(first)  # cuda, then mps, then cpu
     assert pick_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match=r"device='cuda' is not available here; allowed: 'auto', 'cpu'"):
