@@ -106,5 +106,5 @@ gpu-check:  ## on a GPU machine: install BUNDLE offline, smoke, bench, profile, 
 test-gpu-bundle: $(ENV) data  ## slow, needs PyPI: this machine's bundle installs offline into a torch-only venv and gpu-check runs in it (cpu, smoke)
 	RUN_GPU_BUNDLE_TEST=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_gpu_bundle.py
 
-clean:  ## remove build/ (smoke runs); keeps .venv, data/ and reports/
+clean:  ## remove build/ (smoke runs, the compile cache); keeps .venv, data/ and reports/
 	rm -rf build

@@ -339,7 +339,6 @@ else:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
         info["capability"] = ".".join(map(str, torch.cuda.get_device_capability(device)))
-        info["cuda_driver_api"] = getattr(torch._C, "_cuda_getDriverVersion", lambda: None)()
 import papermill, jupytext, nbconvert, ipykernel, torchinfo
 info.update(papermill=papermill.__version__, jupytext=jupytext.__version__)
 from lib.run import cpu_name
@@ -566,7 +565,7 @@ def record_markdown(r):
              + (" A dry run: every notebook on smoke parameters." if r["smoke_only"] else ""), "",
              "| | |", "|---|---|"]
     for label, key in [("device", "device"), ("GPU", "nvidia_smi"), ("NVIDIA driver", "driver"),
-                       ("CUDA (torch's build)", "cuda"), ("CUDA driver API", "cuda_driver_api"), ("torch", "torch"),
+                       ("CUDA (torch's build)", "cuda"), ("torch", "torch"),
                        ("python", "python"), ("CPU", "cpu"), ("CPU cores", "cores"), ("git commit", "commit")]:
         if env.get(key) is not None:
             lines.append(f"| {label} | {env[key]} |")

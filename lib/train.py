@@ -65,8 +65,8 @@ def compile_support(device):
         why = cpu_compile_self_check()
         return (False, why) if why else (True, "")
     if device.type == "cuda":
-        from torch.utils._triton import has_triton
-        return (True, "") if has_triton() else (False, "Triton is not installed")
+        import importlib.util  # a GPU Triton cannot compile for goes eager in `CompileGuard`
+        return (True, "") if importlib.util.find_spec("triton") else (False, "Triton is not installed")
     return False, f"not used on {device.type}"
 
 
