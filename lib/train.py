@@ -420,7 +420,8 @@ def recompute_bn(model, batches, images):
     SWA does), instead of the running averages collected while the weights moved (as torch's
     `update_bn` does: the mean of per-batch statistics, batches of 1,000). Only BatchNorm is
     in training mode (dropout stays off): draws no random numbers."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    bns = [m for m in model.modules()
+           if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d))]
     momenta = [bn.momentum for bn in bns]
     was_training = model.training
     model.eval()
