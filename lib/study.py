@@ -430,14 +430,8 @@ def open_storage(url, heartbeat=30):
     kwargs = {"connect_args": {"timeout": 60, "isolation_level": None}} if sqlite else \
         {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    class Storage(optuna.storages.RDBStorage):
-        def _get_stale_trial_ids(self, study_id):
-            # Optuna's own fail_stale_trials reads this (there is no public hook): add the
-            # trials it never counts, those whose worker died before their first heartbeat
-            return super()._get_stale_trial_ids(study_id) + no_heartbeat(self, study_id, self.grace_period)
-
     try:
-        storage = on_schema_race(lambda: Storage(
+        storage = on_schema_race(lambda: optuna.storages.RDBStorage(
             url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=5 * heartbeat,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback()))
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
@@ -454,21 +448,27 @@ def open_storage(url, heartbeat=30):
     return storage
 
 
-def no_heartbeat(storage, study_id, grace):
-    """The running trials of the study that never sent a heartbeat and began over `grace` s
-    ago: their worker died, or lost the storage, between taking one and its first heartbeat
-    (a live worker sends its first at once)."""
-    import sqlalchemy
+def fail_orphans(storage_study, grace):
+    """Fail, and enqueue again, the running trials whose worker died (or lost the storage)
+    between taking them and starting their run: Optuna counts a trial stale only once it has
+    had a heartbeat, and such a trial may have none. Their mark: no "worker" attribute (the
+    run's first act sets it) `grace` s after they began. Returns how many."""
+    import optuna
+    from optuna.trial import TrialState
 
-    with storage.engine.connect() as conn:
-        rows = conn.execute(sqlalchemy.text(
-            "select t.trial_id, t.datetime_start from trials t left join trial_heartbeats h "
-            "on h.trial_id = t.trial_id where t.study_id = :study and t.state = 'RUNNING' "
-            "and h.trial_id is null").columns(trial_id=sqlalchemy.Integer, datetime_start=sqlalchemy.DateTime),
-            {"study": study_id}).all()
     now = datetime.datetime.now()  # datetime_start is the taking worker's local time
-    return [trial for trial, start in rows
-            if start is not None and (now - start).total_seconds() > grace]
+    failed = 0
+    for t in storage_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "worker" in t.user_attrs or "variant" not in t.user_attrs or t.datetime_start is None \
+                or (now - t.datetime_start).total_seconds() <= grace:
+            continue
+        try:
+            storage_study.tell(t.number, state=TrialState.FAIL)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # ended meanwhile (another worker failed it first): not ours to enqueue
+        storage_study.enqueue_trial({}, user_attrs={k: t.user_attrs[k] for k in ("variant", "seed", "params")})
+        failed += 1
+    return failed
 
 
 def on_schema_race(make, attempts=5):
@@ -633,25 +633,24 @@ def keep_in_results(study, rows):
 
 def carry_back(study, storage_study):
     """End in the storage the trials whose run ended while it was unreachable: a trial still
-    running whose row the results file holds (the row names its trial) ends as the row says,
-    with it. Returns how many."""
+    running whose row the results file holds (the row names its trial) ends as the row says.
+    Returns how many."""
     import optuna
     from optuna.trial import TrialState
 
     rows = {r.get("trial"): r for r in read_results(study.results).values()}
-    storage, ended = storage_study._storage, 0
+    ended = 0
     for t in storage_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         row = rows.get(t.number)
         if row is None or key(row) != key(t) or row["params"] != t.user_attrs.get("params"):
             continue
-        try:
-            storage.set_trial_user_attr(t._trial_id, "row", row)
+        try:  # the row stays in the results file, which `recorded` reads beside the storage
             if row["status"] == "complete":
-                storage.set_trial_state_values(t._trial_id, TrialState.COMPLETE, [row["min_last5"]])
+                storage_study.tell(t.number, [row["min_last5"]], state=TrialState.COMPLETE)
             else:
-                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                storage_study.tell(t.number, state=TrialState.FAIL)
             ended += 1
-        except optuna.exceptions.UpdateFinishedTrialError:
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
             pass  # failed as stale meanwhile: its row in the results file still counts
     return ended
 
@@ -672,12 +671,10 @@ def write_results(study, rows):
 
 def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False):
     """Enqueue every (variant, seed) with no result for its current parameters (and, with
-    `rerun_stale`, for today's code) and no trial running, in grid order (seed by seed).
-    Workers take the oldest waiting trial; when what waits is out of that order (a run
-    stopped from outside, enqueued again behind later seeds), the queue is made again: all of
-    it enqueued anew, then the old waiting trials taken back (`take_back`). A variant stopped
-    early (`stopped`) gets no more runs. Returns (done, failed, enqueued, stopped) counts;
-    stopped: runs not needed."""
+    `rerun_stale`, for today's code), no trial running and none waiting, in grid order (seed
+    by seed; workers take the oldest waiting trial, so a run stopped and enqueued again comes
+    after the others). A variant stopped early (`stopped`) gets no more runs. Returns (done,
+    failed, enqueued, stopped) counts; stopped: runs not needed."""
     from optuna.trial import TrialState
 
     rows = recorded(study, storage_study)
@@ -685,10 +682,11 @@ def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False)
     if rerun_stale:
         today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
         rows = {k: r for k, r in rows.items() if r.get("inputs_sha256") == today.get(k[0])}
-    active = storage_study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
-    running = {key(t): t.user_attrs.get("params") for t in active if t.state == TrialState.RUNNING}
-    done = failed = skipped = 0
-    todo = []
+    # running or waiting with its current parameters (a retry another machine's
+    # `run --retry-failed` queued included)
+    active = {key(t) for t in storage_study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+              if t.user_attrs.get("params") == study.variants.get(key(t)[0])}
+    done = failed = skipped = enqueued = 0
     for variant, seed in study.grid():
         params, row = study.variants[variant], rows.get((variant, seed))
         if row and row["params"] == params and (row["status"] == "complete" or not retry_failed):
@@ -696,38 +694,11 @@ def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False)
             failed += row["status"] == "failed"
         elif variant in stop:
             skipped += 1
-        elif running.get((variant, seed)) != params:
-            todo.append((variant, seed))
-    # what waits of it (a retry another machine's `run --retry-failed` queued is left alone)
-    wanted = set(todo)
-    waiting = [t for t in active if t.state == TrialState.WAITING and key(t) in wanted
-               and t.user_attrs.get("params") == study.variants[key(t)[0]]]
-    in_order = [key(t) for t in waiting] == todo[:len(waiting)]
-    for variant, seed in todo[len(waiting):] if in_order else todo:
-        storage_study.enqueue_trial({}, user_attrs={"variant": variant, "seed": seed,
-                                                    "params": study.variants[variant]},
-                                    skip_if_exists=False)
-    if not in_order:  # after the new queue exists, so that a worker never finds it empty
-        for t in waiting:
-            take_back(storage_study, t)  # one a worker took meanwhile runs; its copy is a duplicate
-    return done, failed, len(todo) - (len(waiting) if in_order else 0), skipped
-
-
-def take_back(storage_study, trial):
-    """Prune a waiting trial unless a worker has taken it meanwhile: the row is locked and
-    its state checked in one transaction, as Optuna does when a worker takes a waiting trial
-    (its public `set_trial_state_values` would prune a running one too)."""
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-    from optuna.trial import TrialState
-
-    rdb = getattr(storage_study._storage, "_backend", storage_study._storage)  # under Optuna's cache
-    with _create_scoped_session(rdb.scoped_session) as session:
-        row = models.TrialModel.find_or_raise_by_id(trial._trial_id, session, for_update=True)
-        if row.state != TrialState.WAITING:
-            return False
-        row.state, row.datetime_complete = TrialState.PRUNED, datetime.datetime.now()
-    return True
+        elif (variant, seed) not in active:
+            storage_study.enqueue_trial({}, user_attrs={"variant": variant, "seed": seed, "params": params},
+                                        skip_if_exists=False)
+            enqueued += 1
+    return done, failed, enqueued, skipped
 
 
 # --- one worker ---------------------------------------------------------------------------
@@ -753,6 +724,7 @@ def objective(study, trial, where, finished):
 
     if "variant" not in trial.user_attrs:  # the queue emptied under us: not one of ours
         raise optuna.TrialPruned()
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # alive: see fail_orphans
     k, params = key(trial), trial.user_attrs["params"]
     if study.variants.get(k[0]) != params or k[1] not in study.seeds:
         trial.set_user_attr("outdated", True)  # enqueued before the study's definition changed
@@ -839,6 +811,7 @@ def pull(study, url, jobs, heartbeat, max_runs, finished):
     ran = []
     while max_runs is None or len(ran) < max_runs:
         optuna.storages.fail_stale_trials(storage_study)  # a dead worker's trial: enqueued again
+        fail_orphans(storage_study, grace=5 * heartbeat)  # ... also one that died before its first beat
         states = [t.state for t in storage_study.get_trials(deepcopy=False)]
         if TrialState.WAITING not in states:
             if TrialState.RUNNING not in states:

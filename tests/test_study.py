@@ -261,14 +261,13 @@ def test_compare_prints_current_runs_paired_with_the_baseline(tmp_path):
 
 
 @pytest.mark.parametrize("where", ["sqlite", "postgresql"])
-def test_a_run_enqueued_again_goes_back_to_its_place_in_the_grid(tmp_path, request, where):
-    """Interrupted on seed 1 with seed 2 waiting: the next `run` queues seed 1 first again
-    (pairs fill seed by seed); a queue already in grid order is left alone; a waiting trial
-    a worker takes meanwhile is not taken back from it."""
+def test_the_queue_follows_the_grid_and_a_stopped_run_is_queued_again_once(tmp_path, request, where):
+    """The grid is queued seed by seed (pairs fill first); what waits or runs is not queued
+    twice; a run stopped from outside is queued again, behind what waits."""
     import optuna
     from optuna.trial import TrialState
 
-    from lib.study import enqueue_missing, key, load, open_storage, take_back
+    from lib.study import enqueue_missing, key, load, open_storage
 
     toml = tiny_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"})
     study = load(toml.rename(tmp_path / f"requeue_{where}.toml"))  # a study name of its own
@@ -277,22 +276,14 @@ def test_a_run_enqueued_again_goes_back_to_its_place_in_the_grid(tmp_path, reque
     queue = lambda: [key(t) for t in storage.get_trials(states=(TrialState.WAITING,))]  # noqa: E731
     assert enqueue_missing(study, storage) == (0, 0, 4, 0)
     assert queue() == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert enqueue_missing(study, storage) == (0, 0, 0, 0)
     first = storage.ask()  # a worker takes ("a", 1) and is stopped from outside
     storage.tell(first, state=TrialState.FAIL)
-    assert enqueue_missing(study, storage) == (0, 0, 4, 0)
-    assert queue() == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
-    assert len(storage.get_trials(states=(TrialState.PRUNED,))) == 3  # the old queue
-    storage.ask()  # ("a", 1) running: neither queued again nor a reason to requeue
+    assert enqueue_missing(study, storage) == (0, 0, 1, 0)
+    assert queue() == [("b", 1), ("a", 2), ("b", 2), ("a", 1)]
+    storage.ask()  # ("b", 1) running: not queued again
     assert enqueue_missing(study, storage) == (0, 0, 0, 0)
-    assert queue() == [("b", 1), ("a", 2), ("b", 2)]
-
-    seen = storage.get_trials(states=(TrialState.WAITING,))  # what a `run` elsewhere saw, then
-    taken = storage.ask()  # a worker takes ("b", 1)
-    assert key(taken) == ("b", 1) and not take_back(storage, seen[0])
-    assert take_back(storage, seen[1])
-    states = {t.number: t.state for t in storage.get_trials()}
-    assert states[taken.number] == TrialState.RUNNING and states[seen[1].number] == TrialState.PRUNED
-    assert queue() == [("b", 2)]
+    assert queue() == [("a", 2), ("b", 2), ("a", 1)]
 
 
 @pytest.mark.parametrize("rule, message", [
