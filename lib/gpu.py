@@ -37,11 +37,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from lib.pipeline import REPO
+
 BUNDLE = REPO / "build/gpu-bundle"
 WORK = REPO / "build/gpu-check"
 GPU_REPORTS = REPO / "reports/gpu"

@@ -11,9 +11,9 @@ each .py with its .ipynb, so saving either writes both.
 """
 import os
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from lib.pipeline import REPO
+
 SETTINGS = REPO / ".jupyter"
 
 
