@@ -23,12 +23,14 @@ CPU_COMPILE = compile_support(torch.device("cpu"))
 needs_compile = pytest.mark.skipif(not CPU_COMPILE[0],
                                    reason=f"torch.compile not usable here: {CPU_COMPILE[1]}")
 
-# a compiled training run through lib.train.fit, as the notebooks make it; WIDTH picks the graph
+# a compiled training run through lib.train.fit, as the notebooks make it; argv: the width
+# (it picks the graph), then "probe" to run the self-check first as a notebook's Run does
 FIT = """
 import logging, sys, torch
 from lib.train import Batches, compiled_steps_fell_back, cpu_compile_self_check, fit, one_cycle
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="log: %(message)s")
-print("self-check:", repr(cpu_compile_self_check()), flush=True)
+if sys.argv[2:] == ["probe"]:
+    print("self-check:", repr(cpu_compile_self_check()), flush=True)
 torch.manual_seed(0)
 width = int(sys.argv[1])
 x, y = (torch.rand(256, 28, 28) * 255).to(torch.uint8), torch.randint(0, 10, (256,))
@@ -149,9 +151,9 @@ def test_the_compile_cache_is_the_projects_unless_set(monkeypatch):
     assert train.compile_cache() == Path("/elsewhere")
 
 
-def fit_in_a_fresh_process(cache, width, env=(), **popen):
+def fit_in_a_fresh_process(cache, width, env=(), probe=False, **popen):
     environment = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache), "TQDM_DISABLE": "1", **dict(env)}
-    return subprocess.Popen([sys.executable, "-c", FIT, str(width)], cwd=REPO, env=environment,
+    return subprocess.Popen([sys.executable, "-c", FIT, str(width)] + ["probe"] * probe, cwd=REPO, env=environment,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
@@ -167,7 +169,7 @@ def warm_cache(tmp_path_factory):
     """A compile cache that a run of width 4 filled, and what that run printed, under a forced
     ISA named as inductor does not take it (`AVX2`: ATen reads the lower case)."""
     cache = tmp_path_factory.mktemp("inductor")
-    return cache, finished(fit_in_a_fresh_process(cache, 4, {"ATEN_CPU_CAPABILITY": "AVX2"}))
+    return cache, finished(fit_in_a_fresh_process(cache, 4, {"ATEN_CPU_CAPABILITY": "AVX2"}, probe=True))
 
 
 @needs_compile
@@ -178,15 +180,32 @@ def test_what_inductor_warns_in_the_probe_is_one_log_line_not_stderr(warm_cache)
         assert out.count("torch.compile self-check: ignoring invalid value for ATEN_CPU_CAPABILITY AVX2") == 1, out
 
 
-@needs_compile
-def test_a_cut_short_library_in_the_cache_is_rebuilt_and_the_run_goes_on(warm_cache):
-    cache, _ = warm_cache
+def with_every_library_cut(warm_cache, tmp_path):
+    """A copy of the warm cache (each test meets it as the first run after the fixture's did)
+    whose libraries are all cut to 0 bytes, as a build stopped midway leaves one."""
+    cache = Path(shutil.copytree(warm_cache[0], tmp_path / "cache"))
     libraries = list(cache.rglob("*.so"))
     assert libraries and not broken_libraries(cache)
     for path in libraries:
         os.truncate(path, 0)
-    out, _ = finished(fit_in_a_fresh_process(cache, 4))
-    assert "file too short" in out and "compiling again" in out, out
+    return cache
+
+
+@needs_compile
+def test_a_cut_short_library_met_in_training_is_rebuilt_and_the_run_goes_on(warm_cache, tmp_path):
+    cache = with_every_library_cut(warm_cache, tmp_path)
+    out, _ = finished(fit_in_a_fresh_process(cache, 4))  # fit's CompileGuard meets them
+    failed = [line for line in out.splitlines() if "a compiled step failed" in line]
+    assert len(failed) == 1 and "file too short" in failed[0] and "compiling again" in failed[0], out
+    assert not broken_libraries(cache)
+
+
+@needs_compile
+def test_a_cut_short_library_met_by_the_self_check_is_rebuilt_before_training(warm_cache, tmp_path):
+    cache = with_every_library_cut(warm_cache, tmp_path)
+    out, _ = finished(fit_in_a_fresh_process(cache, 4, probe=True))
+    assert "self-check: ''" in out and "log: torch.compile: a compiled step failed" in out, out
+    assert "\ntorch.compile: a compiled step failed" not in out  # all were removed before training
     assert not broken_libraries(cache)
 
 
