@@ -61,7 +61,7 @@ lab: notebooks data  ## JupyterLab on notebooks/, settings from .jupyter/ (a .py
 test: unit nbval  ## the whole test suite: lib tests, then nbval over every notebook
 
 unit: $(ENV) data postgres  ## pytest on tests/ (lib, data, pipeline, studies)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=10 tests
 
 nbval: $(ENV) data  ## re-execute tests/reference/*.ipynb, compare outputs, then metrics within tolerance
 	TQDM_DISABLE=1 $(PY) -m pytest -q -p no:cacheprovider --nbval tests/reference tests/check_smoke_metrics.py \
