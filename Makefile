@@ -16,12 +16,6 @@ STEMS := $(notdir $(NOTEBOOKS:.py=))
 
 # make reports EPOCHS=3 SEED=2 DEVICE=cuda PARAMS='-p lr 0.05'
 COMMON := $(if $(EPOCHS),-c epochs $(EPOCHS)) $(if $(SEED),-c seed $(SEED)) $(if $(DEVICE),-c device $(DEVICE))
-# smoke runs (tests/reference): eager (the same outputs with or without a C++ compiler; the
-# unit tests check compiled training), two seeds for the seeds study, and a short
-# moving-average horizon, so that one epoch of 32 steps shows in the test figures
-SMOKE := -c train_limit 4000 -c test_limit 1000 -c epochs 1 -c device cpu -c torch_compile False \
-  -c seeds '[1, 2]' -c ema_decay 0.9 -c study tests/studies/smoke.toml \
-  -c confirm_study tests/studies/smoke.toml -c float_path_study tests/studies/smoke.toml
 
 export PYTHONUNBUFFERED := 1
 
@@ -70,7 +64,7 @@ nbval: $(ENV) data  ## re-execute tests/reference/*.ipynb, compare outputs, then
 reference: $(ENV) data  ## regenerate tests/reference/ and the smoke study's record (smoke runs); do it on purpose, then review the diff
 	$(PY) -m lib.study run tests/studies/smoke.toml --rerun-stale
 	@for nb in $(NOTEBOOKS); do \
-	  TQDM_DISABLE=1 $(PY) -m lib.pipeline run $$nb --out $(SMOKE_DIR) --force $(SMOKE) || exit 1; done
+	  TQDM_DISABLE=1 $(PY) -m lib.pipeline run $$nb --out $(SMOKE_DIR) --force --smoke || exit 1; done
 	mkdir -p tests/reference && cp $(SMOKE_DIR)/*.ipynb $(SMOKE_DIR)/*.metrics.json tests/reference/
 
 # make study STUDY=recipe [JOBS=2] [STORAGE=postgresql://user@host/db] [ARGS=--retry-failed]

@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-from lib.pipeline import REPO
+from lib.paths import REPO
 
 BUNDLE = REPO / "build/gpu-bundle"
 WORK = REPO / "build/gpu-check"
@@ -59,10 +59,6 @@ markdown-it-py markupsafe matplotlib mdurl mpmath networkx numpy packaging panda
 psutil pygments pyparsing pytest python-dateutil pyyaml regex requests rich scipy seaborn setuptools
 six sympy tabulate torch torchvision tqdm typing-extensions urllib3 wheel zipp pyarrow""".split())
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any"]
-# the Makefile's SMOKE but the device: what tests/reference was made with
-SMOKE = {"train_limit": "4000", "test_limit": "1000", "epochs": "1", "torch_compile": "False",
-         "seeds": "[1, 2]", "ema_decay": "0.9", "study": "tests/studies/smoke.toml",
-         "confirm_study": "tests/studies/smoke.toml", "float_path_study": "tests/studies/smoke.toml"}
 
 
 class CheckError(RuntimeError):
@@ -380,8 +376,9 @@ def longest_first(paths):
     return sorted(paths, key=lambda p: (not re.search(r"^seeds\s*=", p.read_text(), re.M), p.name))
 
 
-def run_notebooks(python, paths, out, common, env, logs, jobs=1, force=False, stop_on_failure=True):
-    """`python -m lib.pipeline run` for each notebook into `out`, `jobs` at a time; each one's
+def run_notebooks(python, paths, out, common, env, logs, jobs=1, force=False, stop_on_failure=True,
+                  smoke=False):
+    """`python -m lib.pipeline run [--smoke]` for each notebook into `out`, `jobs` at a time; each one's
     output in `logs/<stem>.log`. Returns ({stem: seconds or "up to date"}, {stem: error line})."""
     logs.mkdir(parents=True, exist_ok=True)
     args = [a for name, value in common.items() for a in ("-c", name, value)]
@@ -391,7 +388,8 @@ def run_notebooks(python, paths, out, common, env, logs, jobs=1, force=False, st
             nb = todo.pop(0)
             log = open(logs / f"{nb.stem}.log", "w")
             cmd = [str(python), "-m", "lib.pipeline", "run", str(nb), "--out", str(out), *args]
-            running[nb.stem] = (subprocess.Popen(cmd + (["--force"] if force else []), cwd=REPO, env=env,
+            cmd += ["--force"] * force + ["--smoke"] * smoke
+            running[nb.stem] = (subprocess.Popen(cmd, cwd=REPO, env=env,
                                                  stdout=log, stderr=subprocess.STDOUT), log,
                                 time.perf_counter())
         if failed and stop_on_failure and not stopping:
@@ -456,18 +454,15 @@ def profile_block3(device_name, out_json, train_limit=None, top=15):
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    from lib.models import MODELS
     from lib.pipeline import notebook_parameters, parse_value
-    from lib.train import ema_of, mnist_batches, one_cycle, pick_device, seed_everything, train_epoch
+    from lib.train import mnist_batches, pick_device, recipe, seed_everything, train_epoch
 
     p = {k: parse_value(v) for k, v in notebook_parameters(jupytext.read(REPO / "notebooks/03_final.py")).items()}
     device = pick_device(device_name)
     cuda = device.type == "cuda"
     seed_everything(p["seed"])
     train, _ = mnist_batches(p["batch_size"], device, train_limit, 1000, p["rotation"], p["seed"])
-    model = MODELS[p["model_name"]](dropout=p["dropout"]).to(device, memory_format=torch.channels_last)
-    optimizer, scheduler = one_cycle(model, p["lr"], p["epochs"], len(train), p["weight_decay"], p["muon_lr"])
-    ema = ema_of(model, p["ema_decay"]) if p["ema_decay"] else None
+    model, optimizer, scheduler, ema = recipe(p, len(train), device)
 
     def epoch():
         if cuda:
@@ -661,7 +656,6 @@ def check(bundle_dir=BUNDLE, device="cuda", smoke_only=False, jobs=None, out=Non
     unpack_mnist(Path(bundle_dir) / "mnist", raw_dir(), MD5)
     stage("MNIST", t)
 
-    smoke = {**SMOKE, "device": device}
     smoke_dir = work / "smoke"
     marker = smoke_dir / f".passed-{device}"
     smoke_seconds = {}
@@ -671,9 +665,9 @@ def check(bundle_dir=BUNDLE, device="cuda", smoke_only=False, jobs=None, out=Non
         t = time.perf_counter()
         marker.unlink(missing_ok=True)
         say(f"smoke pass: {len(notebooks())} notebooks on {device}, {smoke_jobs} at a time, into {smoke_dir}")
-        smoke_seconds, failed = run_notebooks(python, longest_first(notebooks()), smoke_dir, smoke,
-                                              child_env(venv, work, smoke_jobs), work / "logs/smoke",
-                                              jobs=smoke_jobs, force=True)
+        smoke_seconds, failed = run_notebooks(python, longest_first(notebooks()), smoke_dir,
+                                              {"device": device}, child_env(venv, work, smoke_jobs),
+                                              work / "logs/smoke", jobs=smoke_jobs, force=True, smoke=True)
         if failed:
             stem, err = next(iter(failed.items()))
             raise CheckError(f"smoke run of {stem} on {device} failed: {err} "

@@ -9,7 +9,7 @@ import matplotlib
 import pandas as pd
 import seaborn as sns
 
-from lib.data import REPO
+from lib.paths import REPO
 from lib.run import TARGET_ACC, summarize
 
 matplotlib.use("Agg")

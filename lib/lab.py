@@ -12,7 +12,7 @@ each .py with its .ipynb, so saving either writes both.
 import os
 import sys
 
-from lib.pipeline import REPO
+from lib.paths import REPO
 
 SETTINGS = REPO / ".jupyter"
 

@@ -15,7 +15,6 @@ DEVICE) is applied only to notebooks that have that parameter.
 """
 import argparse
 import ast
-import hashlib
 import json
 import logging
 import os
@@ -26,9 +25,18 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from lib.inputs import inputs_key
+from lib.paths import REPO, STAGING_ENV, study_path
+
 KERNEL = "python3"
-STAGING_ENV = "REPORT_STAGING_DIR"  # = lib.run.STAGING_ENV (not imported: lib.run loads torch)
+# the smoke run (tests/reference, `run --smoke`, the GPU check's first pass), applied to the
+# notebooks that have each parameter: eager (the same outputs with or without a C++ compiler;
+# the unit tests check compiled training), two seeds for the seeds notebook, a short
+# moving-average horizon so that one epoch of 32 steps shows in the test figures, and the
+# smoke study for the notebooks that read studies
+SMOKE = {"train_limit": 4000, "test_limit": 1000, "epochs": 1, "device": "cpu", "torch_compile": False,
+         "seeds": [1, 2], "ema_decay": 0.9, "study": "tests/studies/smoke.toml",
+         "confirm_study": "tests/studies/smoke.toml", "float_path_study": "tests/studies/smoke.toml"}
 
 
 class PipelineError(RuntimeError):
@@ -76,29 +84,9 @@ def data_files(nb, params):
     for name in sorted(n for n in defaults if n == "study" or n.endswith("_study")):
         study = params.get(name, parse_value(defaults[name]))
         if study:
-            toml = REPO / study if str(study).endswith(".toml") else REPO / "studies" / f"{study}.toml"
+            toml = study_path(study)
             files += [toml, toml.with_suffix(".jsonl")]
     return files
-
-
-def lib_modules(source, seen=None):
-    """The lib modules a piece of Python source imports, and the ones they import, by name
-    (`from lib import plots`, `from lib.run import Run`, `import lib.x`, inside functions too)."""
-    seen = set() if seen is None else seen
-    for node in ast.walk(ast.parse(source)):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.module == "lib":
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lib."):
-            names = [node.module.split(".")[1]]
-        elif isinstance(node, ast.Import):
-            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("lib.")]
-        for name in names:
-            path = REPO / "lib" / f"{name}.py"
-            if name not in seen and path.exists():
-                seen.add(name)
-                lib_modules(path.read_text(), seen)
-    return seen
 
 
 GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
@@ -122,26 +110,13 @@ def run_device(nb, params):
                                 ("mps", torch.backends.mps.is_available()), ("cpu", True)) if ok)
 
 
-def inputs_key(py_path, params, data=(), device=None):
-    """sha256 over what a report depends on: the notebook, the lib modules it imports (and
-    theirs), this module and the report template (they write the report), requirements,
-    parameters, the `data` files it reads, and the `device` it runs on (`run_device`: a report
-    made on the CPU is not up to date on a GPU machine). A block does not import lib.study:
-    changing the studies runner leaves the blocks' reports up to date (04_seeds does: it reads a study)."""
-    import jupytext
-
-    code = "\n".join(c.source for c in jupytext.read(py_path).cells if c.cell_type == "code")
-    modules = [REPO / "lib" / f"{m}.py" for m in sorted(lib_modules(code) | {"pipeline"})]
-    template = sorted((REPO / "lib/templates").rglob("*.*"))
-    h = hashlib.sha256()
-    for path in [py_path, REPO / "requirements.txt", *modules, *template]:
-        h.update(path.name.encode() + b"\0" + Path(path).read_bytes())
-    for path in map(Path, data):
-        h.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"(missing)"))
-    h.update(json.dumps(params, sort_keys=True).encode())
-    if device:
-        h.update(b"device\0" + device.encode())
-    return h.hexdigest()
+def report_key(py_path, params, nb):
+    """What a report depends on (`lib.inputs.inputs_key`): its run, the studies it reads, the
+    device it runs on (a report made on the CPU is not up to date on a GPU machine), and what
+    writes it (this module and the report template)."""
+    writer = [REPO / "lib/pipeline.py", *sorted((REPO / "lib/templates").rglob("*.*"))]
+    return inputs_key(py_path, params, data=data_files(nb, params), device=run_device(nb, params),
+                      writer=writer)
 
 
 def up_to_date(out, stem, key):
@@ -241,7 +216,7 @@ def run(py_path, out, strict, common, force=False):
     stem = py_path.stem
     nb = jupytext.read(py_path)
     params = resolve_parameters(nb, strict, common)
-    key = inputs_key(py_path, params, data_files(nb, params), run_device(nb, params))
+    key = report_key(py_path, params, nb)
     if not force and up_to_date(out, stem, key):
         print(f"[{stem}] up to date ({out / stem}.ipynb)")
         return
@@ -265,6 +240,7 @@ def main(argv=None):
     r.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     r.add_argument("-c", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     r.add_argument("--force", action="store_true")
+    r.add_argument("--smoke", action="store_true", help="the smoke run (SMOKE; -c and -p override it)")
     i = sub.add_parser("index", help="write the index of the reports in --out")
     for p in (r, i):
         p.add_argument("--out", default="reports")
@@ -277,8 +253,8 @@ def main(argv=None):
     staging = Path(args.out).resolve() / ".staging"
     try:
         if args.command == "run":
-            run(args.notebook, args.out, {k: parse_value(v) for k, v in args.p},
-                {k: parse_value(v) for k, v in args.c}, args.force)
+            common = {**(SMOKE if args.smoke else {}), **{k: parse_value(v) for k, v in args.c}}
+            run(args.notebook, args.out, {k: parse_value(v) for k, v in args.p}, common, args.force)
         else:
             from lib.index import write_index
             missed = write_index(Path(args.out))

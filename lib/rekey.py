@@ -28,7 +28,8 @@ import tempfile
 from pathlib import Path
 
 from lib.pipeline import shown
-from lib.study import BUILD, REPO, StudyError, load, read_results, write_results
+from lib.paths import REPO
+from lib.study import BUILD, StudyError, load, read_results, write_results
 
 SMOKE = {"train_limit": 10000, "test_limit": 1000, "epochs": 1, "device": "cpu",
          "torch_compile": False}

@@ -47,8 +47,6 @@ same command resumes once the storage is back, and a row only the file holds cou
 import argparse
 import contextlib
 import datetime
-import hashlib
-import inspect
 import json
 import os
 import random
@@ -65,12 +63,12 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lib.pipeline import (REPO, Interrupted, PipelineError, execute, notebook_parameters,
+from lib.inputs import inputs_key
+from lib.paths import REPO, STUDIES, study_path
+from lib.pipeline import (Interrupted, PipelineError, execute, notebook_parameters,
                           parse_value, shown)
 
-STUDIES = REPO / "studies"
 BUILD = REPO / "build" / "studies"
-LAST = 5  # a run's value: its worst test accuracy over the last LAST epochs
 FIXED = ("seed", "out_dir")  # set by the study, not by a variant
 LOST = 75  # the exit status of a worker, and of `run`, whose storage went away
 RACES = ("already exists", "UNIQUE constraint failed", "duplicate key value")  # see on_schema_race
@@ -124,15 +122,6 @@ class Study:
         """(variant, seed) pairs, seed by seed: a study stopped halfway has every variant
         on the same seeds, ready to compare paired."""
         return [(v, s) for s in self.seeds for v in self.variants]
-
-
-def study_path(name_or_path):
-    """Where the study's definition is: `studies/<name>.toml`, or the .toml path given
-    (relative to the repo where it is not found from here: a notebook's cwd)."""
-    path = Path(name_or_path)
-    if path.suffix != ".toml":
-        return STUDIES / f"{name_or_path}.toml"
-    return REPO / path if not path.is_absolute() and not path.exists() else path
 
 
 def load(name_or_path):
@@ -336,83 +325,11 @@ def check(study):
             raise StudyError(f"{where}: {e}") from None
 
 
-def code_of(source):
-    """Python source without its prose: docstrings and comments removed, trailing blanks and
-    empty lines dropped. What a run computes is unchanged by prose, so prose must not make a
-    recorded run stale. Text, not a syntax tree: it reads the same on every Python version.
-    Source that does not parse (a cell with IPython syntax) is kept as it is."""
-    import ast
-    import io
-    import tokenize
-
-    try:
-        tree = ast.parse(source)
-        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (SyntaxError, tokenize.TokenError):
-        return source
-    lines = source.splitlines()
-    cut = {}  # line index -> column where a comment starts
-    for tok in tokens:
-        if tok.type == tokenize.COMMENT:
-            cut[tok.start[0] - 1] = tok.start[1]
-    drop = set()
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-            drop.update(range(body[0].lineno - 1, body[0].end_lineno))
-    kept = [line[:cut.get(i, len(line))].rstrip() for i, line in enumerate(lines) if i not in drop]
-    return "\n".join(line for line in kept if line)
-
-
-def model_code(model):
-    """What of lib/models.py a model class runs, sorted by name: the class, its base classes,
-    the classes of its layers, and the module's functions any of them names (`conv`, ...),
-    and those that these name in turn."""
-    import ast
-    from lib import models
-
-    ours = lambda obj: getattr(obj, "__module__", None) == models.__name__
-    used = {*filter(ours, model.__mro__), *(type(m) for m in model().modules() if ours(type(m)))}
-    functions = {n: f for n, f in vars(models).items() if inspect.isfunction(f) and ours(f)}
-    todo = list(used)
-    while todo:
-        names = {n.id for n in ast.walk(ast.parse(inspect.getsource(todo.pop()))) if isinstance(n, ast.Name)}
-        for name in names & set(functions):
-            if functions[name] not in used:
-                used.add(functions[name])
-                todo.append(functions[name])
-    return sorted(used, key=lambda o: o.__qualname__)
-
-
 def inputs_hash(study, params):
-    """sha256 over what one run computes: the notebook's code cells (not its prose, not its
-    parameters cell), the parameters it runs with (the notebook's defaults, then the
-    variant's; seed and out_dir aside), lib/data.py, lib/train.py and lib/run.py, what of
-    lib/models.py the model runs (`model_code`), and the pinned requirements. Python source counts without its docstrings and
-    comments (`code_of`); and the study's [environment], if it sets one. A row whose hash
-    differs from today's ran other code: it is stale.
-    A default changed in the notebook stales only the variants that use it."""
-    import jupytext
-    from lib import models
-
-    nb = jupytext.read(study.notebook)
-    ran = {n: parse_value(s) for n, s in notebook_parameters(nb).items() if n not in FIXED}
-    ran.update(params)
-    model = models.MODELS[ran.get("model_name", "Model_3")]
-    h = hashlib.sha256()
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
-            h.update(code_of(cell.source).encode() + b"\0")
-    for path in (REPO / "lib/data.py", REPO / "lib/train.py", REPO / "lib/run.py"):
-        h.update(path.name.encode() + b"\0" + code_of(path.read_text()).encode())
-    h.update(b"requirements.txt\0" + (REPO / "requirements.txt").read_bytes())
-    for obj in model_code(model):
-        h.update(code_of(inspect.getsource(obj)).encode())
-    h.update(json.dumps(ran, sort_keys=True).encode())
-    if study.environment:  # another float path (none: the hash of every study without one)
-        h.update(b"environment\0" + json.dumps(study.environment, sort_keys=True).encode())
-    return h.hexdigest()
+    """What a run of `params` (a variant's) computes (`lib.inputs.inputs_key`), its seed aside:
+    a row whose hash differs from today's ran other code, and is stale. A default changed in
+    the notebook stales only the variants that use it; the study's [environment] counts."""
+    return inputs_key(study.notebook, params, keyed=FIXED, environment=study.environment)
 
 
 # --- the storage --------------------------------------------------------------------------
@@ -720,6 +637,7 @@ def objective(study, trial, where, finished):
     """Run one (variant, seed): the notebook under papermill; record its row on the trial,
     and in `finished` (for the results file, should the storage not take it)."""
     import optuna
+    from lib.run import value
     from optuna.trial import TrialState
 
     if "variant" not in trial.user_attrs:  # the queue emptied under us: not one of ours
@@ -766,7 +684,7 @@ def objective(study, trial, where, finished):
         raise RunFailed(str(e)) from None
     history = record["history"]
     acc = [h["test_acc"] for h in history]
-    row.update(status="complete", min_last5=min(acc[-LAST:]), final_test_acc=acc[-1],
+    row.update(status="complete", min_last5=value(history), final_test_acc=acc[-1],
                test_acc=acc, test_loss=[round(h["test_loss"], 5) for h in history],
                epoch_seconds=[h["seconds"] for h in history], model=record.get("model"),
                n_params=record.get("params"), macs=record.get("macs"), device=record["device"],

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from lib.data import MEAN, REPO, STD, load_mnist
+from lib.data import MEAN, STD, load_mnist
+from lib.paths import REPO
 
 log = logging.getLogger(__name__)
 
@@ -378,6 +379,19 @@ def ema_of(model, decay):
     """An exponential moving average of `model`'s weights and BatchNorm statistics, updated
     after every optimiser step: w_ema <- decay * w_ema + (1 - decay) * w."""
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def recipe(p, steps_per_epoch, device):
+    """Block 3's recipe from a notebook's parameters `p` (model_name, dropout, lr, epochs,
+    weight_decay, muon_lr, ema_decay): the model, channels-last on `device`; its optimiser and
+    one-cycle schedule, stepped every batch (`one_cycle`); the moving average of its weights
+    that is tested (`ema_of`; None at ema_decay 0). Returns (model, optimizer, scheduler, ema)."""
+    from lib.models import MODELS
+
+    model = MODELS[p["model_name"]](dropout=p["dropout"]).to(device, memory_format=torch.channels_last)
+    optimizer, scheduler = one_cycle(model, p["lr"], p["epochs"], steps_per_epoch, p["weight_decay"],
+                                     p["muon_lr"])
+    return model, optimizer, scheduler, (ema_of(model, p["ema_decay"]) if p["ema_decay"] else None)
 
 
 def call(step):

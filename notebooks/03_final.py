@@ -92,13 +92,10 @@ torch_compile = "auto"  # "auto": on the CPU if a C++ compiler is found; True; F
 out_dir = "reports"
 
 # %%
-import torch
-
 from lib import plots
-from lib.models import MODELS
 from lib.run import Run, check_targets, result_table, summarize
 from lib.summary import count_params, macs_per_image, show
-from lib.train import ema_of, evaluate, fit, mnist_batches, one_cycle
+from lib.train import evaluate, fit, mnist_batches, recipe
 
 run = Run("03_final", globals())
 run.info()
@@ -114,13 +111,14 @@ plots.data_overview(train, test)
 
 # %% [markdown]
 # ## Model
-# Layer by layer, then the receptive field computed from the layers
+# Built with its recipe from the parameters above (`recipe`: the optimiser, its schedule and
+# the moving average, as the Target says). Layer by layer, then the receptive field computed from the layers
 # (`rf_out = rf_in + (k − 1)·jump_in`, `jump_out = jump_in·stride`): 30 px after the global
 # average pool, the whole 28-px image. The blur of the pool is a fixed conv, which the
 # multiply-accumulate count below leaves out (8,712 per image).
 
 # %%
-model = MODELS[model_name](dropout=dropout).to(run.device, memory_format=torch.channels_last)
+model, optimizer, scheduler, ema = recipe(run.params, len(train), run.device)
 params, macs = count_params(model), macs_per_image(model)
 show(model, model_name)
 
@@ -129,8 +127,6 @@ show(model, model_name)
 # Train accuracy is the live model's (with augmentation); test figures are the moving average's.
 
 # %%
-optimizer, scheduler = one_cycle(model, lr, epochs, len(train), weight_decay, muon_lr)
-ema = ema_of(model, ema_decay) if ema_decay else None
 history = fit(model, train, test, epochs, optimizer, scheduler, per_batch=True, ema=ema,
               compile=run.compile, bn_recompute=bn_recompute)
 

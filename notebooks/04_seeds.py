@@ -50,15 +50,13 @@ out_dir = "reports"
 
 # %%
 import pandas as pd
-import torch
 
 from lib import plots
 from lib.compare import interval
-from lib.models import MODELS
 from lib.run import Run, check_targets, summarize
 from lib.study import baseline_runs, candidate_runs
 from lib.summary import count_params
-from lib.train import ema_of, fit, mnist_batches, one_cycle, seed_everything
+from lib.train import fit, mnist_batches, recipe, seed_everything
 
 run = Run("04_seeds", globals())
 run.info()
@@ -72,9 +70,7 @@ for seed in seeds:
     print(f"--- seed {seed}")
     seed_everything(seed)
     train, test = mnist_batches(batch_size, run.device, train_limit, test_limit, rotation, seed)
-    model = MODELS[model_name](dropout=dropout).to(run.device, memory_format=torch.channels_last)
-    optimizer, scheduler = one_cycle(model, lr, epochs, len(train), weight_decay, muon_lr)
-    ema = ema_of(model, ema_decay) if ema_decay else None
+    model, optimizer, scheduler, ema = recipe(run.params, len(train), run.device)
     history = fit(model, train, test, epochs, optimizer, scheduler, per_batch=True, ema=ema,
                   compile=run.compile, bn_recompute=bn_recompute)
     runs.append({"seed": seed, "history": history})

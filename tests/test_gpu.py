@@ -5,8 +5,6 @@ link to reports/gpu/ from the main index. tests/test_gpu_bundle.py runs the whol
 import gzip
 import hashlib
 import json
-import re
-import shlex
 import subprocess
 import sys
 import types
@@ -84,14 +82,6 @@ def test_a_bundle_for_another_python_or_an_incomplete_one_is_one_clear_line(pack
     assert "incomplete: papermill-2.7.0-py3-none-any.whl missing" in done.stderr, done.stderr
 
 
-def test_the_smoke_parameters_are_the_makefiles_on_another_device():
-    text = (REPO / "Makefile").read_text().replace("\\\n", " ")
-    words = shlex.split(re.search(r"^SMOKE := (.*)$", text, re.M)[1])
-    given = dict(zip(words[1::3], words[2::3]))
-    assert words[0::3] == ["-c"] * len(given) and given.pop("device") == "cpu"
-    assert given == gpu.SMOKE
-
-
 def test_the_bundle_carries_the_pinned_notebook_stack_and_nothing_the_image_has():
     wanted = dict(r.split("==") for r in gpu.requirements())
     pins = gpu.pins()
@@ -129,8 +119,9 @@ def block():
 
 def test_the_key_includes_the_device(block):
     py = REPO / "notebooks/03_final.py"
-    assert pipeline.inputs_key(py, {}, device="cpu") != pipeline.inputs_key(py, {}, device="cuda")
-    assert pipeline.inputs_key(py, {}, device="cpu") == pipeline.inputs_key(py, {}, device="cpu")
+    from lib.inputs import inputs_key
+    assert inputs_key(py, {}, device="cpu") != inputs_key(py, {}, device="cuda")
+    assert inputs_key(py, {}, device="cpu") == inputs_key(py, {}, device="cpu")
 
 
 def test_auto_resolves_as_pick_device_does(block, monkeypatch, tmp_path):

@@ -180,14 +180,6 @@ def test_damaged_metrics_file_is_a_clear_error(tmp_path):
         write_index(tmp_path / "empty")
 
 
-def test_a_report_depends_on_the_lib_modules_its_notebook_imports_and_theirs():
-    from lib.pipeline import lib_modules
-    assert lib_modules("from lib import plots") == {"plots", "data", "train"}
-    assert lib_modules("import os\nfrom lib.summary import show") == {"summary"}
-    assert "study" not in lib_modules((REPO / "notebooks/03_final.py").read_text())
-    assert {"study", "compare"} <= lib_modules((REPO / "notebooks/05_recipe.py").read_text())
-
-
 def test_a_report_depends_on_every_study_its_notebook_reads():
     import jupytext
     from lib.pipeline import data_files

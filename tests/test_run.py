@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from lib.params import ParameterError
-from lib.run import STAGING_ENV, Run, check_targets, cpu_name, summarize
+from lib.paths import STAGING_ENV
+from lib.run import Run, check_targets, cpu_name, summarize
 from lib.train import resolve_compile
 
 HISTORY = [dict(epoch=e, lr=0.1, train_loss=0.1, train_acc=99.0, test_loss=0.02, test_acc=a, seconds=1.0)
