@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 from lib.pipeline import shown
 from lib.paths import REPO

@@ -49,12 +49,8 @@ study = "seeds"  # the same seeds run by the studies runner (studies/<study>.tom
 out_dir = "reports"
 
 # %%
-import pandas as pd
-
-from lib import plots
-from lib.compare import interval
-from lib.run import Run, check_targets, summarize
-from lib.study import baseline_runs, candidate_runs
+from lib import evidence, plots
+from lib.run import Run, check_targets
 from lib.summary import count_params
 from lib.train import fit, mnist_batches, recipe, seed_everything
 
@@ -85,38 +81,22 @@ plots.seed_ranges(runs, last=5, line=99.40, mean_line=99.50)
 # Generated from this run's metrics (also written to `<out_dir>/04_seeds.metrics.json`).
 
 # %%
-table = pd.DataFrame([{"seed": r["seed"], **summarize(r["history"])} for r in runs]).set_index("seed")
-mean_worst = table.min_last5.mean()
-checks = [(f"seed {s}: each of the last 5 epochs >= 99.40 % (worst {row.min_last5:.2f} %)",
-           row.min_last5 >= 99.40) for s, row in table.iterrows()]
-checks.append((f"mean over seeds of the worst last-5 epoch {mean_worst:.2f} % >= 99.50 %",
-               mean_worst >= 99.50))
+table = evidence.seed_table(runs)
+checks = evidence.seed_checks(table)
 run.save_metrics(model=model_name, params=params, epochs=epochs, test_size=len(test.y),
                  target={"min_last5_at_least": 99.40, "mean_min_last5_at_least": 99.50,
                          "every_seed": seeds},
-                 target_met=all(ok for _, ok in checks), mean_min_last5=mean_worst, runs=runs)
+                 target_met=all(ok for _, ok in checks), mean_min_last5=table.min_last5.mean(), runs=runs)
 print(f"{model_name}, {params:,} parameters, {epochs} epochs, {len(test.y):,} test images, "
       f"{len(seeds)} seeds, wall time {run.wall_seconds():.0f} s on {run.info()['device']}")
-pct = lambda x: f"{x:.2f} %"
-pd.DataFrame({"worst of last 5": table.min_last5.map(pct),
-              "best of last 5": [pct(max(h["test_acc"] for h in r["history"][-5:])) for r in runs],
-              "final epoch": table.final_test_acc.map(pct),
-              "margin over 99.40 %": (table.min_last5 - 99.40).map(lambda m: f"{m:+.2f} points"),
-              "first epoch >= 99.40 %": table.first_epoch_ge_99_40.fillna(0).astype(int)
-                                        .map(lambda e: e or "never")}, index=table.index)
+evidence.seeds_shown(table, runs)
 
 # %% [markdown]
 # ## Analysis
 # Generated from this run:
 
 # %%
-held = sum(ok for _, ok in checks[:-1])
-print(f"- Seeds holding 99.40 % over all of their last 5 epochs: {held} of {len(seeds)}; the "
-      f"smallest margin is {table.min_last5.min() - 99.40:+.2f} points (seed {table.min_last5.idxmin()}).")
-print(f"- Mean over seeds of the worst last-5 epoch: {mean_worst:.2f} % (target 99.50 %); "
-      f"spread over seeds {table.min_last5.min():.2f} % to {table.min_last5.max():.2f} %.")
-print(f"- Final-epoch accuracy over seeds: mean {table.final_test_acc.mean():.2f} %, "
-      f"from {table.final_test_acc.min():.2f} % to {table.final_test_acc.max():.2f} %.")
+evidence.seed_analysis(table)
 
 # %% [markdown]
 # The seed changes the initial weights, the order of the batches and every augmentation draw;
@@ -135,31 +115,7 @@ print(f"- Final-epoch accuracy over seeds: mean {table.final_test_acc.mean():.2f
 # alone, and the two paths are compared here:
 
 # %%
-second = baseline_runs(study, run.params)
-if isinstance(second, str) or not run.full:
-    print(f"Not shown: {second if isinstance(second, str) else 'not a full run'}.")
-elif not second:
-    print(f"Not shown: the study {study!r} has no current run of today's code yet (make study STUDY={study}).")
-elif not set(second) & set(seeds):
-    print(f"Not shown: the study {study!r} has no run of these seeds ({', '.join(map(str, seeds))}); "
-          f"it has run seeds {', '.join(map(str, sorted(second)))}.")
-else:
-    both = pd.DataFrame({"this run": table.min_last5,
-                         "studies runner": pd.Series({s: r["min_last5"] for s, r in second.items()})}
-                        ).reindex(seeds)
-    paired = both.dropna()
-    where = "; ".join(sorted({", ".join(filter(None, (
-        r["device"], r.get("cpu"), f"{r['cpu_threads']} thread(s)",
-        "compiled" if r.get("torch_compile") else "eager"))) for r in second.values()}))
-    print(f"Studies runner ({where}): {len(paired)} of {len(seeds)} seeds; "
-          f"{(paired['studies runner'] >= 99.40).sum()} hold 99.40 % "
-          f"(here {(paired['this run'] >= 99.40).sum()}); mean of the worst last-5 epoch "
-          f"{paired['studies runner'].mean():.2f} % (here {paired['this run'].mean():.2f} %).")
-    if len(paired) >= 2:
-        diff, half = interval((paired["studies runner"] - paired["this run"]).tolist())
-        print(f"Runner minus this run, paired by seed: {diff:+.3f} points "
-              f"(95 % interval {diff - half:+.3f} … {diff + half:+.3f}).")
-    display(both.map(lambda x: "–" if pd.isna(x) else f"{x:.2f} %"))
+evidence.beside_runner(table, study, run.params, run.full)
 
 # %% [markdown]
 # The seeds study also runs block 3 as it was before the search for a margin
@@ -169,29 +125,7 @@ else:
 # seed with the runner's `Model_3` (a variant with no run of today's code is not listed):
 
 # %%
-shown_with = run.full and isinstance(second, dict) and second  # the baseline runs, above
-candidates = {v: {s: r for s, r in by_seed.items() if s in seeds}
-              for v, by_seed in candidate_runs(study).items()} if shown_with else {}
-if not any(candidates.values()):
-    print("Not shown: " + ("not a full run." if not run.full else
-                           f"no other variant of the study {study!r} has a run of these seeds."
-                           if candidates else "no other variant to show."))
-for variant, runs in candidates.items():
-    if not runs:
-        continue
-    ran = pd.Series({s: r["min_last5"] for s, r in runs.items()}).reindex(seeds).dropna()
-    base = pd.Series({s: r["min_last5"] for s, r in second.items()}).reindex(ran.index).dropna()
-    params = next(iter(runs.values()))["params"]
-    line = (f"{variant} ({', '.join(f'{k} = {v!r}' for k, v in params.items())}): "
-            f"{len(ran)} of {len(seeds)} seeds; {(ran >= 99.40).sum()} hold 99.40 %; mean of the worst "
-            f"last-5 epoch {ran.mean():.2f} %, worst {ran.min():.2f} %; ")
-    if len(base) >= 2:
-        diff, half = interval((ran[base.index] - base).tolist())
-        line += (f"minus Model_3 on {len(base)} paired seeds {diff:+.3f} points "
-                 f"(95 % interval {diff - half:+.3f} … {diff + half:+.3f}).")
-    else:
-        line += f"{len(base)} seed(s) paired with Model_3: too few for an interval."
-    print(line)
+evidence.candidates(study, seeds)
 
 # %% [markdown]
 # ## Target check

@@ -40,7 +40,7 @@
 # one time in twenty, so among many variants one spurious verdict is likely (the Analysis
 # says how likely for this study): a verdict whose interval barely clears zero wants more
 # seeds before anything is built on it. A row whose code changed since it ran (the notebook,
-# `lib/data.py`, `lib/train.py`, `lib/run.py` or its model; its inputs hash differs) is marked
+# any lib module it imports, or its model; its inputs hash, `lib/inputs.py`, differs) is marked
 # stale.
 #
 # The study also holds the candidates searched for a margin over that baseline (none of them
@@ -87,15 +87,12 @@ out_dir = "reports"
 # %%
 import pandas as pd
 
-from lib import compare, plots
-from lib.pipeline import shown
+from lib import evidence, plots
 from lib.run import Run
-from lib.study import inputs_hash, key, load, needed, read_results, stopped
 
 pd.set_option("display.max_colwidth", None)  # parameters and commits in full
 run = Run("05_recipe", globals())
-definition = load(study)
-rows = list(read_results(definition.results).values())
+ev = evidence.of(study)
 run.info()
 
 # %% [markdown]
@@ -104,10 +101,7 @@ run.info()
 # parameters (everything else is that notebook's default).
 
 # %%
-print(f"{shown(definition.path)}: notebook {shown(definition.notebook)}, seeds {definition.seeds}, baseline {definition.baseline}")
-pd.DataFrame({"injected parameters": {
-    v: ", ".join(f"{k} = {x!r}" for k, x in p.items()) or "(none: the notebook's defaults)"
-    for v, p in definition.variants.items()}})
+evidence.definition(ev)
 
 # %% [markdown]
 # ## Result
@@ -115,35 +109,17 @@ pd.DataFrame({"injected parameters": {
 # interval of the mean, and the paired difference to the baseline (in points) with its interval.
 
 # %%
-current = {v: inputs_hash(definition, p) for v, p in definition.variants.items()}
-for r in rows:
-    r["stale"] = r["variant"] in current and (r["inputs_sha256"] != current[r["variant"]]
-                                              or r["params"] != definition.variants[r["variant"]])
-everything = compare.runs_frame(rows, definition.variants)
-stale = everything[everything.stale] if len(everything) else everything
-df = compare.runs_frame([r for r in rows if not r.get("stale")], definition.variants)  # the evidence
-failed = [r for r in rows if r["status"] == "failed" and not r.get("stale")]
-evidence = len(df) > 0  # else every section below says that it has nothing to show
-nothing = f"Nothing to show: no complete run of today's code in {shown(definition.results)} yet (make study STUDY={study})."
-table = compare.variant_table(df, definition.baseline) if evidence else None
-stop = stopped(definition, {key(r): r for r in rows})  # [stop_early]: no more runs needed
-counted = needed(definition, {key(r): r for r in rows if not r.get("stale")})  # less stopped seeds
-missing = {v: sum(k[0] == v for k in counted) - (int(table.runs.get(v, 0)) if evidence else 0)
-           for v in definition.variants}
-print(f"{len(df)} complete runs of today's code, of {len(definition.grid())} ({len(failed)} failed, "
-      f"{sum(missing.values())} not run yet, {len(stop)} variant(s) stopped early); "
-      f"{len(stale)} stale runs are left out (below).")
-compare.shown(table) if evidence else print(nothing)
+print(ev.counts())
+ev.shown()
 
 # %%
-plots.study_points(df, table, definition.baseline) if evidence else print(nothing)
+plots.study_points(ev.df, ev.table, ev.study.baseline) if ev.table is not None else ev.nothing
 
 # %% [markdown]
 # Every run, seed by seed (the worst of its last 5 epochs, %; – not run, or not needed):
 
 # %%
-(df.pivot_table(index="variant", columns="seed", values="min_last5", observed=True).map(
-    lambda x: "–" if pd.isna(x) else f"{x:.2f}") if evidence else print(nothing))
+ev.per_seed()
 
 # %% [markdown]
 # Where and how each variant's runs ran: the code (commit, and whether `lib/` or `notebooks/`
@@ -153,69 +129,27 @@ plots.study_points(df, table, definition.baseline) if evidence else print(nothin
 # those say "not recorded"), threads per run and seconds per run.
 
 # %%
-joined = lambda values: "; ".join(sorted(set(values)))
-absent = pd.Series(index=df.index, dtype=object)
-carried = lambda r: f"from {r['variant']} at {r['from_commit'][:10]}" if isinstance(r, dict) else "no"
-provenance = df.assign(cpu=df.get("cpu", absent).fillna("not recorded"),
-                       rekeyed=df.get("rekeyed", absent).map(carried)
-                       ).groupby("variant", observed=True).agg(
-    commits=("git_commit", lambda c: ", ".join(sorted({x[:10] for x in c}))),
-    rekeyed=("rekeyed", joined),
-    dirty=("git_dirty", "any"), devices=("device", joined), cpus=("cpu", joined),
-    threads=("cpu_threads", lambda t: ", ".join(map(str, sorted(set(t))))),
-    compiled=("torch_compile", "all"), seconds_per_run=("seconds", "median")) if evidence else None
-provenance if evidence else print(nothing)
+evidence.provenance(ev.df)
 
 # %% [markdown]
 # Stale runs: their code changed since they ran (inputs hash), so they are left out of
 # everything above; `make study STUDY=<study> ARGS=--rerun-stale` runs them again.
 
 # %%
-(stale[["variant", "seed", "min_last5", "git_commit", "device", "cpu_threads"]].assign(
-    git_commit=lambda d: d.git_commit.str[:10]).set_index(["variant", "seed"])
- if len(stale) else print("No stale runs."))
+ev.stale_runs()
 
 # %% [markdown]
 # ## Analysis
 # Generated from the table above:
 
 # %%
-if not evidence:
-    print(f"- {nothing}")
-base = table.loc[definition.baseline] if evidence and definition.baseline in table.index else None
-if evidence and base is None:
-    print(f"- The baseline {definition.baseline} has no complete run of today's code: nothing is compared.")
-if base is not None:
-    print(f"- Baseline {definition.baseline}: {base['runs']} seeds, mean {base['mean']:.3f} %, "
-          f"sd {base['sd']:.3f}, worst seed {base['worst']:.2f} %.")
-    for variant, row in table.drop(definition.baseline).iterrows():
-        if row.paired_seeds < 2:
-            print(f"- {variant}: {row.runs} run(s), too few paired seeds to say anything yet.")
-            continue
-        print(f"- {variant}: {row.verdict} — {row['diff']:+.3f} points on {row.paired_seeds} paired "
-              f"seeds (95 % interval {row.diff_low:+.3f} … {row.diff_high:+.3f}); mean {row['mean']:.3f} %, "
-              f"worst seed {row.worst:.2f} %." + (f" S{stop[variant][1:]}." if variant in stop
-                                                   and row.runs < len(definition.seeds) else ""))
-    claims = {"stride2_first_conv": "worse", "one_5x5_conv": "not better", "wd_0": "worse",
-              "wd_5e-4": "worse", "ema_off": "worse", "ema_0.998": "not better",
-              "rotation_5": "not better", "batch_64": "not better"}
-    agree = {"worse": {"worse"}, "not better": {"worse", "within the noise"}}
-    for variant, claim in claims.items():
-        if variant in table.index and table.loc[variant, "paired_seeds"] >= 2:
-            said = table.loc[variant, "verdict"]
-            print(f"- Claim '{variant} is {claim} than {definition.baseline}': "
-                  + ("the record agrees." if said in agree[claim] else f"the record says {said}."))
-    compared = int((table.drop(definition.baseline).paired_seeds >= 2).sum())
-    print(f"- {compared} variants compared with {definition.baseline}: were none of them different, at least one "
-          f"interval would still exclude zero with probability 1 − 0.95^{compared} ≈ {100 * (1 - 0.95 ** compared):.0f} %.")
-if sum(missing.values()):
-    print(f"- Not complete: {', '.join(f'{v} ({n} seeds missing)' for v, n in missing.items() if n)}; "
-          "`make study STUDY=" + study + "` runs what is missing.")
-if len(stale):
-    print(f"- {len(stale)} runs are stale (their code changed since) and left out of the table: rerun them before "
-          "quoting them.")
+# what block 3's Target and its earlier README claimed, each checked against the record
+claims = {"stride2_first_conv": "worse", "one_5x5_conv": "not better", "wd_0": "worse",
+          "wd_5e-4": "worse", "ema_off": "worse", "ema_0.998": "not better",
+          "rotation_5": "not better", "batch_64": "not better"}
+evidence.recipe_analysis(ev, claims)
 
 # %%
-_ = run.save_metrics(study=study, n_runs=len(df), failed=len(failed), stale=len(stale),
-                 grid=len(definition.grid()), baseline=definition.baseline,
-                 variants=table.reset_index().to_dict("records") if evidence else [])
+_ = run.save_metrics(study=study, n_runs=len(ev.df), failed=len(ev.failed), stale=len(ev.stale),
+                     grid=len(ev.study.grid()), baseline=ev.study.baseline,
+                     variants=[] if ev.table is None else ev.table.reset_index().to_dict("records"))

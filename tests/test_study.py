@@ -216,29 +216,6 @@ def test_stop_early_judges_the_first_seeds_and_needs_an_interval_below_zero(tmp_
     assert stopped(study, rows(late)) == {}
 
 
-def test_a_notebook_sees_only_comparable_current_baseline_runs(tmp_path):
-    """04_seeds sets the seeds study beside its own run: only the baseline's complete runs of
-    today's code count, and only where the notebook's parameters are the ones the study ran;
-    so do the other variants' runs it shows (candidates on the same seeds)."""
-    from lib.study import baseline_runs, candidate_runs, inputs_hash, load
-
-    toml = tiny_study(tmp_path, {"base": "{}", "other": "{value = 98.0}"}, seeds=(1, 2, 3))
-    study = load(toml)
-    today = inputs_hash(study, {})
-    row = lambda v, s, **kw: {"variant": v, "seed": s, "status": "complete", "min_last5": 99.0,
-                              "params": study.variants[v], "inputs_sha256": today, **kw}
-    rows = [row("base", 1), row("base", 2, inputs_sha256="old"), row("base", 3, status="failed"),
-            row("base", 4, params={"value": 98.0}), row("other", 1),
-            row("other", 2, inputs_sha256=inputs_hash(study, {"value": 98.0}))]
-    toml.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    notebook = {"seeds": [1, 2, 3], "seed": 3, "value": 99.0, "fail": False, "pause": 0, "started": "",
-                "out_dir": "elsewhere", "device": "cuda", "torch_compile": True, "unrelated": 1}
-    assert list(baseline_runs(toml, notebook)) == [1]
-    assert baseline_runs(toml, {**notebook, "value": 98.5}) == \
-        "not comparable: value=98.5 here, 99.0 in the study"
-    assert {v: list(runs) for v, runs in candidate_runs(toml).items()} == {"other": [2]}
-
-
 def test_compare_prints_current_runs_paired_with_the_baseline(tmp_path):
     """`python -m lib.study compare`: only runs of today's code count; the difference is per seed."""
     from lib.study import inputs_hash, load
@@ -267,7 +244,8 @@ def test_the_queue_follows_the_grid_and_a_stopped_run_is_queued_again_once(tmp_p
     import optuna
     from optuna.trial import TrialState
 
-    from lib.study import enqueue_missing, key, load, open_storage
+    from lib.runner import enqueue_missing, open_storage
+    from lib.study import key, load
 
     toml = tiny_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"})
     study = load(toml.rename(tmp_path / f"requeue_{where}.toml"))  # a study name of its own
@@ -479,7 +457,7 @@ def test_two_workers_on_a_real_postgresql_server_run_each_trial_once(smoke, post
 
 def _trial_states(url):
     import optuna
-    from lib.study import open_storage
+    from lib.runner import open_storage
     try:
         study = optuna.load_study(study_name="smoke", storage=open_storage(url))
     except KeyError:  # not created yet
@@ -490,7 +468,7 @@ def _trial_states(url):
 
 TAKE = '''import sys, optuna
 from optuna.trial import TrialState
-from lib.study import open_storage
+from lib.runner import open_storage
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 study = optuna.load_study(study_name="race", storage=open_storage(sys.argv[1]))
 while TrialState.WAITING in [t.state for t in study.get_trials(deepcopy=False)]:
@@ -503,7 +481,7 @@ def test_workers_on_one_sqlite_file_never_take_the_same_trial(tmp_path):
     two workers both read a trial as waiting and both run it (it happened: one run deleted
     the other's staging folder). Four processes empty a queue of 120 trials: each once."""
     import optuna
-    from lib.study import open_storage
+    from lib.runner import open_storage
 
     url = f"sqlite:///{tmp_path / 'race.db'}"
     study = optuna.create_study(study_name="race", storage=open_storage(url))

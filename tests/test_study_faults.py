@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import lib.runner
 import lib.study
 from lib.study import read_results
 from test_study import ENV, REPO, study_cmd
@@ -65,7 +66,8 @@ def complete_trials(url, name):
     """(variant, seed) of every COMPLETE trial of study `name` in the storage at `url`."""
     import optuna
     from optuna.trial import TrialState
-    from lib.study import key, open_storage
+    from lib.runner import open_storage
+    from lib.study import key
 
     study = optuna.load_study(study_name=name, storage=open_storage(url))
     return sorted(key(t) for t in study.get_trials(states=(TrialState.COMPLETE,)))
@@ -128,7 +130,7 @@ def test_the_storage_going_away_mid_study_is_one_line_and_the_same_command_resum
     time.sleep(3)  # the held run's heartbeats (1 s) meet the server down
     hold.touch()  # then it ends, the server still down
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == lib.study.LOST, out + err
+    assert proc.returncode == lib.runner.LOST, out + err
     said = ours(err)
     assert "Traceback" not in err and len(said) <= 3, err  # 2 workers, then `run`
     assert all(line.startswith("[tiny] a worker stopped: storage went away (") for line in said[:-1]), err
@@ -169,9 +171,9 @@ def test_a_trial_taken_by_a_worker_that_died_before_its_first_heartbeat_is_run_a
     url = fresh_database(request.getfixturevalue("postgres"), f"orphan_{os.getpid()}") \
         if where == "postgresql" else f"sqlite:///{tmp_path / 'orphan.db'}"
     study = lib.study.load(toml)
-    storage = lib.study.open_storage(url, heartbeat=1)
+    storage = lib.runner.open_storage(url, heartbeat=1)
     taken = optuna.create_study(study_name=study.name, storage=storage, direction="maximize")
-    lib.study.enqueue_missing(study, taken)
+    lib.runner.enqueue_missing(study, taken)
     without_heartbeats = optuna.storages.RDBStorage(storage.url)  # as a worker whose first beat never came
     orphan = optuna.load_study(study_name=study.name, storage=without_heartbeats).ask()
     assert orphan.user_attrs["seed"] == 1
@@ -183,8 +185,8 @@ def test_a_trial_taken_by_a_worker_that_died_before_its_first_heartbeat_is_run_a
 
 
 # --- several first starts at once ------------------------------------------------------------
-AT_ONCE = "import sys, time; import lib.study; time.sleep(max(0, float(sys.argv[1]) - time.time())); " \
-          "lib.study.main(sys.argv[2:])"
+AT_ONCE = "import sys, time; import lib.runner; time.sleep(max(0, float(sys.argv[1]) - time.time())); " \
+          "lib.runner.main(sys.argv[2:])"
 
 
 @pytest.mark.parametrize("where", ["sqlite", "postgresql"])

@@ -1,0 +1,157 @@
+"""What the study notebooks show (lib/evidence.py), from a study's record: only runs of today's
+code count, comparisons are paired by seed, and where there is nothing to show a line says why."""
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from lib import evidence
+from lib.study import inputs_hash, load
+from test_study import tiny_study
+
+
+def history(worst, final=None):
+    """Six epochs whose last five have `worst` as their minimum."""
+    accs = [90.0, worst + 0.05, worst, worst + 0.1, worst + 0.02, final if final is not None else worst + 0.03]
+    return [dict(epoch=e, test_acc=a, train_acc=98.0, test_loss=0.02, seconds=1.0)
+            for e, a in enumerate(accs, 1)]
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    """A study of three variants on seeds 1-3 and the rows it records."""
+    toml = tiny_study(tmp_path, {"base": "{}", "better": "{value = 99.5}", "gone": "{value = 98.0}"},
+                      seeds=(1, 2, 3))
+    study = load(toml)
+
+    def write(values, extra=None):
+        rows = []
+        for (variant, seed), value in values.items():
+            row = {"variant": variant, "seed": seed, "status": "complete", "min_last5": value,
+                   "params": study.variants[variant], "inputs_sha256": inputs_hash(study, study.variants[variant]),
+                   "git_commit": "abcdef1234567", "git_dirty": False, "device": "cpu (x)", "cpu_threads": 1,
+                   "torch_compile": False, "seconds": 10.0, "model": f"M_{variant}", "n_params": 100, "macs": 1000}
+            row.update((extra or {}).get((variant, seed), {}))
+            rows.append(row)
+        toml.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return toml
+    return study, write
+
+
+def test_only_runs_of_todays_code_count_and_the_rest_is_named(recorded):
+    study, write = recorded
+    toml = write({("base", 1): 99.40, ("base", 2): 99.30, ("base", 3): 99.50,
+                  ("better", 1): 99.50, ("better", 2): 99.42, ("better", 3): 99.0, ("gone", 1): 98.0},
+                 {("better", 3): {"inputs_sha256": "old"}, ("gone", 1): {"status": "failed"}})
+    ev = evidence.of(toml)
+    assert sorted(map(tuple, ev.df[["variant", "seed"]].astype(str).values.tolist())) == [
+        ("base", "1"), ("base", "2"), ("base", "3"), ("better", "1"), ("better", "2")]
+    assert len(ev.stale) == 1 and len(ev.failed) == 1
+    assert ev.missing == {"base": 0, "better": 1, "gone": 3}
+    assert ev.counts() == ("5 complete runs of today's code, of 9 (1 failed, 4 not run yet, 0 variant(s) "
+                           "stopped early); 1 stale runs are left out (below).")
+    assert ev.table.loc["better", "paired_seeds"] == 2
+    assert list(ev.stale_runs().index) == [("better", 3)]
+    assert ev.per_seed().loc["better"].tolist() == ["99.50", "99.42", "–"]
+    assert evidence.definition(ev)["configurations of this model"].tolist() == [3, 3, 3]
+    text = evidence.recipe_analysis(ev, {"better": "worse", "base_missing": "worse"})
+    assert "- better: within the noise — +0.110 points on 2 paired seeds" in text
+    assert "- Claim 'better is worse than base': the record says within the noise." in text
+    assert "1 variants compared with base" in text and "gone (3 seeds missing)" in text
+    assert "1 runs are stale" in text
+
+
+def test_nothing_recorded_says_so_everywhere(recorded):
+    study, write = recorded
+    ev = evidence.of(write({}))
+    nothing = "Nothing to show: no complete run of today's code in"
+    assert ev.table is None and ev.shown().startswith(nothing) and ev.per_seed().startswith(nothing)
+    assert repr(ev.shown()) == str(ev.shown())  # a notebook shows the sentence, not a quoted string
+    assert evidence.recipe_analysis(ev, {}).startswith(f"- {nothing}")
+    assert evidence.sizes(ev) is None and evidence.per_size(None) == "Nothing to show."
+    assert evidence.frontier_analysis(ev, None, None, evidence.Note("x")).startswith(f"- {nothing}")
+    assert evidence.provenance(ev.df) == "No runs." and ev.stale_runs() == "No stale runs."
+
+
+def test_an_optional_study_is_a_line_when_absent_or_empty(recorded, tmp_path):
+    study, write = recorded
+    assert evidence.optional("", "confirm_study") == "Not asked for: confirm_study is empty."
+    assert evidence.optional(tmp_path / "absent.toml", "x").startswith("Not run yet:")
+    assert evidence.optional(write({}), "x").startswith("Nothing to show")
+    assert len(evidence.optional(write({("base", 1): 99.4}), "x").df) == 1
+
+
+def test_provenance_names_where_runs_came_from(recorded):
+    study, write = recorded
+    ev = evidence.of(write({("base", 1): 99.4, ("base", 2): 99.5},
+                           {("base", 2): {"rekeyed": {"variant": "old_base", "from_commit": "0123456789abc"},
+                                            "cpu": "family 25 model 17, ATen AVX512", "cpu_threads": 2}}))
+    row = evidence.provenance(ev.df).loc["base"]
+    assert row.rekeyed == "from old_base at 0123456789; no"
+    assert row.cpus == "family 25 model 17, ATen AVX512; not recorded" and row.threads == "1; 2"
+    assert row.commits == "abcdef1234" and not row.dirty and not row.compiled
+
+
+def test_paired_differences_use_the_shared_seeds_only():
+    a = pd.Series({1: 99.4, 2: 99.3, 3: 99.5, 4: math.nan})
+    b = pd.Series({1: 99.5, 2: 99.5, 4: 99.9, 5: 99.0})
+    n, mean, low, high = evidence.paired(a, b)
+    assert n == 2 and mean == pytest.approx(0.15) and low < mean < high
+    assert evidence.paired(a, pd.Series({1: 99.0})) is None
+    assert evidence.said((2, 0.15, -0.5, 0.8)) == "+0.150 points on 2 paired seeds (95 % interval -0.500 … +0.800)"
+
+
+def test_the_seeds_notebooks_figures_and_targets():
+    runs = [{"seed": 1, "history": history(99.45)}, {"seed": 2, "history": history(99.38, final=99.60)}]
+    table = evidence.seed_table(runs)
+    assert table.min_last5.tolist() == [99.45, 99.38]
+    checks = evidence.seed_checks(table)
+    assert [ok for _, ok in checks] == [True, False, False]  # the mean 99.415 < 99.50
+    shown = evidence.seeds_shown(table, runs)
+    assert shown.loc[2, "margin over 99.40 %"] == "-0.02 points" and shown.loc[2, "final epoch"] == "99.60 %"
+    text = evidence.seed_analysis(table)
+    assert "1 of 2; the smallest margin is -0.02 points (seed 2)" in text
+
+
+def test_the_runner_is_shown_beside_a_run_only_where_comparable(recorded):
+    """04_seeds sets the seeds study beside its own run: only the baseline's complete runs of
+    today's code count, and only where the notebook's parameters are the ones the study ran."""
+    study, write = recorded
+    toml = write({("base", 1): 99.50, ("base", 2): 99.30, ("better", 1): 99.6, ("better", 2): 99.4},
+                 {("base", 2): {"inputs_sha256": "old"}})
+    table = pd.DataFrame({"min_last5": [99.45, 99.41]}, index=pd.Index([1, 2], name="seed"))
+    notebook = {"seeds": [1, 2], "seed": 3, "value": 99.0, "fail": False, "pause": 0, "started": "",
+                "out_dir": "elsewhere", "device": "cuda", "torch_compile": True, "unrelated": 1}
+    assert list(evidence.baseline_runs(toml, notebook)) == [1]
+    assert evidence.beside_runner(table, toml, {**notebook, "value": 98.5}, True) == \
+        "Not shown: not comparable: value=98.5 here, 99.0 in the study."
+    assert evidence.beside_runner(table, toml, notebook, False) == "Not shown: not a full run."
+    both = evidence.beside_runner(table, toml, notebook, True)
+    assert both.loc[1].tolist() == ["99.45 %", "99.50 %"] and both.loc[2].tolist() == ["99.41 %", "–"]
+    text = evidence.candidates(toml, [1, 2])
+    assert text.startswith("- better (value = 99.5): 2 of 2 seeds; 2 hold 99.40 %; mean of the worst last-5 epoch 99.50 %")
+    assert "too few seeds paired with base" in text  # one baseline run of today's code
+
+
+def test_the_frontier_tables_and_analysis(recorded):
+    study, write = recorded
+    values = {("base", s): round(99.40 + s / 100, 2) for s in (1, 2, 3)}
+    values.update({("better", s): round(99.30 + s / 20, 2) for s in (1, 2, 3)})
+    sizes = {"base": {"n_params": 3000, "model": "Frontier_3000"}, "better": {"n_params": 900, "model": "Small_900"}}
+    toml = write(values, {k: sizes[k[0]] for k in values})
+    ev = evidence.of(toml)
+    table = evidence.sizes(ev)
+    assert table.model.tolist() == ["Small_900", "Frontier_3000"] and table.held.tolist() == [2, 3]
+    shown = evidence.per_size(table)
+    assert shown["held 99.40 %"].tolist() == ["2 of 3", "3 of 3"] and shown.parameters.tolist() == ["900", "3,000"]
+    both = evidence.float_paths(ev, ev)
+    assert (both.difference == 0).all() and len(both) == 6
+    assert evidence.float_paths(ev, evidence.Note("Not asked for")) == "Not asked for"
+    text = evidence.frontier_analysis(ev, table, table, both, hold_aim=1000)
+    assert "2 sizes, 900 to 3,000 parameters, 3 tuning seed(s) each." in text
+    assert "Every seed held 99.40 % in each of its last 5 epochs at: Frontier_3000 (3,000)" in text
+    assert "At ≤ 1,000 parameters: the best mean is 99.400 % (Small_900, 900): the aim of 99.0 % is met." in text
+    assert "holding on all 10 report seeds: not met by the sizes that ran" in text  # 3 seeds, not 10
+    assert "On the second float path, Small_900 held on 2 of 3 seeds" in text
+    assert "Configurations tried: 3 variants for 2 models" in text
