@@ -54,8 +54,11 @@ lab: notebooks data  ## JupyterLab on notebooks/, settings from .jupyter/ (a .py
 
 test: unit nbval  ## the whole test suite: lib tests, then nbval over every notebook
 
-unit: $(ENV) data postgres  ## pytest on tests/ (lib, data, pipeline, studies)
-	$(PY) -m pytest -q --durations=10 tests
+# TEST_JOBS: pytest processes (pytest-xdist), each taking whole test files (their module
+# fixtures, e.g. a study run once, are shared within a file)
+TEST_JOBS ?= 2
+unit: $(ENV) data postgres  ## pytest on tests/ (lib, data, pipeline, studies), TEST_JOBS files at a time (default 2)
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile --durations=10 tests
 
 nbval: $(ENV) data  ## re-execute tests/reference/*.ipynb, compare outputs, then metrics within tolerance
 	TQDM_DISABLE=1 $(PY) -m pytest -q -p no:cacheprovider --nbval tests/reference tests/check_smoke_metrics.py \

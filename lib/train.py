@@ -400,14 +400,17 @@ def call(step):
 
 
 def train_epoch(model, batches, optimizer, scheduler=None, per_batch=False, desc="train", ema=None,
-                guard=call):
+                guard=call, label_smoothing=0.0):
     """One pass over `batches`; steps a per-batch scheduler and the EMA, if any; each forward and
     backward pass runs through `guard` (a `CompileGuard` where the model is compiled).
+    The loss is the negative log-likelihood of the model's log-probabilities; with
+    `label_smoothing` ε, that of targets with ε spread evenly over the classes.
     Returns (mean loss, accuracy %) of the model being trained."""
     def forward_backward(x, y):
         optimizer.zero_grad(set_to_none=True)
         out = model(x)
-        loss = F.nll_loss(out, y)
+        loss = F.cross_entropy(out, y, label_smoothing=label_smoothing) if label_smoothing \
+            else F.nll_loss(out, y)
         loss.backward()
         return out, loss
 
@@ -471,13 +474,13 @@ def evaluate(model, batches, keep_predictions=False, guard=call):
 
 
 def fit(model, train, test, epochs, optimizer, scheduler=None, per_batch=False, ema=None,
-        compile=False, bn_recompute=0, log=print):
+        compile=False, bn_recompute=0, label_smoothing=0.0, log=print):
     """Train for `epochs`; returns the history, one dict per epoch, accuracies in percent.
 
     `scheduler` steps once per batch if `per_batch` (OneCycleLR), else once per epoch.
     With `ema` (from `ema_of`), the test figures are those of the averaged model; with
     `bn_recompute` > 0, its BatchNorm statistics are recomputed on that many un-rotated
-    training images before each test (`recompute_bn`).
+    training images before each test (`recompute_bn`); `label_smoothing`: see `train_epoch`.
     With `compile`, the model (and the EMA copy) are compiled in place first; epoch 1's time
     then includes compiling (seconds when torch's on-disk cache already has the kernels). A
     compiled step that fails is recovered (`CompileGuard`): compiled again, else run eager.
@@ -491,7 +494,8 @@ def fit(model, train, test, epochs, optimizer, scheduler=None, per_batch=False, 
         lr = optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         train_loss, train_acc = train_epoch(model, train, optimizer, scheduler, per_batch,
-                                            desc=f"epoch {epoch}/{epochs}", ema=ema, guard=guard)
+                                            desc=f"epoch {epoch}/{epochs}", ema=ema, guard=guard,
+                                            label_smoothing=label_smoothing)
         if scheduler is not None and not per_batch:
             scheduler.step()
         if bn_recompute:

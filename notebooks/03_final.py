@@ -88,6 +88,7 @@ weight_decay = 1e-4
 ema_decay = 0.999  # test the moving average of the weights; 0: the weights themselves
 muon_lr = 0.2      # peak lr of Muon for the conv weights (SGD for the rest); 0: SGD for all
 bn_recompute = 10000  # BatchNorm statistics recomputed on this many training images before each test; 0: not
+label_smoothing = 0.0  # the share of each target spread over all classes in the training loss
 torch_compile = "auto"  # "auto": on the CPU if a C++ compiler is found; True; False
 out_dir = "reports"
 
@@ -128,7 +129,7 @@ show(model, model_name)
 
 # %%
 history = fit(model, train, test, epochs, optimizer, scheduler, per_batch=True, ema=ema,
-              compile=run.compile, bn_recompute=bn_recompute)
+              compile=run.compile, bn_recompute=bn_recompute, label_smoothing=label_smoothing)
 
 # %%
 plots.curves(history, model_name)

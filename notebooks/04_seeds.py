@@ -44,6 +44,7 @@ weight_decay = 1e-4
 ema_decay = 0.999  # test the moving average of the weights; 0: the weights themselves
 muon_lr = 0.2      # peak lr of Muon for the conv weights (SGD for the rest); 0: SGD for all
 bn_recompute = 10000  # BatchNorm statistics recomputed on this many training images before each test; 0: not
+label_smoothing = 0.0  # the share of each target spread over all classes in the training loss
 torch_compile = "auto"  # "auto": on the CPU if a C++ compiler is found; True; False
 study = "seeds"  # the same seeds run by the studies runner (studies/<study>.toml), shown beside this run
 out_dir = "reports"
@@ -68,7 +69,7 @@ for seed in seeds:
     train, test = mnist_batches(batch_size, run.device, train_limit, test_limit, rotation, seed)
     model, optimizer, scheduler, ema = recipe(run.params, len(train), run.device)
     history = fit(model, train, test, epochs, optimizer, scheduler, per_batch=True, ema=ema,
-                  compile=run.compile, bn_recompute=bn_recompute)
+                  compile=run.compile, bn_recompute=bn_recompute, label_smoothing=label_smoothing)
     runs.append({"seed": seed, "history": history})
 params = count_params(model)
 

@@ -31,6 +31,7 @@ def test_defaults_pass_and_only_known_names_are_picked():
     ("dropout", 1.0, "parameter dropout=1.0 is invalid"),
     ("torch_compile", "yes", "parameter torch_compile='yes' is invalid; allowed: 'auto', True, False"),
     ("torch_compile", 1, "parameter torch_compile=1 is invalid"),
+    ("label_smoothing", 0.6, "parameter label_smoothing=0.6 is invalid; allowed: a number >= 0 and <= 0.5"),
 ])
 def test_bad_values_are_one_line_errors(name, value, message):
     with pytest.raises(ParameterError) as e:

@@ -202,3 +202,30 @@ def test_bn_statistics_recomputed_are_those_of_the_images_and_draw_no_random_num
     assert torch.allclose(bn.running_mean, first.mean((0, 2, 3)), atol=1e-5)
     assert torch.allclose(bn.running_var, first.var((0, 2, 3)), rtol=1e-3)
     assert bn.momentum == 0.1 and not model.training  # as they were
+
+
+def test_label_smoothing_spreads_each_target_over_the_classes():
+    """train_epoch's loss with label smoothing ε is (1 − ε)·NLL + ε·(mean over classes of
+    −log p) of the model's log-probabilities; ε = 0 is the plain NLL, as before."""
+    from lib.train import train_epoch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 10), torch.nn.LogSoftmax(1))
+    x, y = torch.randn(8, 1, 2, 2), torch.randint(0, 10, (8,))
+
+    class One:  # a single batch, as Batches iterates
+        def __init__(self):
+            self.x, self.y = x, y
+
+        def __iter__(self):
+            return iter([(x, y)])
+
+    def loss(eps):
+        copy = torch.nn.Sequential(*[m for m in model])  # the same weights, no step taken
+        frozen = torch.optim.SGD(copy.parameters(), lr=0.0)
+        return train_epoch(copy, One(), frozen, label_smoothing=eps)[0]
+
+    logp = model(x)
+    nll, uniform = F.nll_loss(logp, y).item(), -logp.mean(1).mean().item()
+    assert loss(0.0) == pytest.approx(nll, rel=1e-6)
+    assert loss(0.1) == pytest.approx(0.9 * nll + 0.1 * uniform, rel=1e-5)
