@@ -19,7 +19,7 @@ def _number(name, value, kind, low, high=None, low_open=False):
 
 NAMES = ("model_name", "epochs", "batch_size", "lr", "seed", "seeds", "device", "train_limit",
          "test_limit", "rotation", "dropout", "weight_decay", "ema_decay", "muon_lr", "bn_recompute",
-         "label_smoothing", "torch_compile", "out_dir")
+         "label_smoothing", "anneal_epochs", "torch_compile", "out_dir")
 
 
 def pick_params(namespace):
@@ -37,10 +37,10 @@ def check_params(p):
         "train_limit": (int, 1, 60_000), "test_limit": (int, 1, 10_000),
         "rotation": (float, 0, 180), "dropout": (float, 0, 0.9), "weight_decay": (float, 0, 0.1),
         "ema_decay": (float, 0, 0.9999), "muon_lr": (float, 0, 10), "bn_recompute": (int, 0, 60_000),
-        "label_smoothing": (float, 0, 0.5),
+        "label_smoothing": (float, 0, 0.5), "anneal_epochs": (int, 1, 1000),
     }
     for name, (kind, low, high) in rules.items():
-        if name in p and not (name.endswith("_limit") and p[name] is None):
+        if name in p and not (name in ("train_limit", "test_limit", "anneal_epochs") and p[name] is None):
             _number(name, p[name], kind, low, high)
     if "lr" in p:
         _number("lr", p["lr"], float, 0, 10, low_open=True)

@@ -294,9 +294,11 @@ def mnist_batches(batch_size, device, train_limit=None, test_limit=None, rotatio
     return train, test
 
 
-def one_cycle(model, lr, epochs, steps_per_epoch, weight_decay=0.0, muon_lr=0.0):
+def one_cycle(model, lr, epochs, steps_per_epoch, weight_decay=0.0, muon_lr=0.0, anneal_epochs=None):
     """SGD (momentum 0.9) with a one-cycle schedule stepped every batch: 20 % warm-up from
     lr/10 to lr, then a cosine anneal to lr/1000. Returns (optimizer, scheduler).
+    With `anneal_epochs` below `epochs`, the cycle takes that many epochs and the lr then
+    stays at its last value (`Settled`): the last epochs train at the smallest step.
 
     With `muon_lr` > 0, Muon (`torch.optim.Muon`, peak lr `muon_lr`, the same lr schedule,
     its own constant momentum 0.95) updates the weights of every full conv (not depthwise)
@@ -311,11 +313,25 @@ def one_cycle(model, lr, epochs, steps_per_epoch, weight_decay=0.0, muon_lr=0.0)
     sgd = torch.optim.SGD(rest, lr=lr, momentum=0.9, weight_decay=weight_decay)
     optimizers = [sgd] + ([MatrixMuon(matrices, muon_lr, 10 * weight_decay * lr / muon_lr)]
                           if matrices else [])
+    cycle = min(anneal_epochs or epochs, epochs)
     schedulers = [torch.optim.lr_scheduler.OneCycleLR(
-        o, max_lr=o.param_groups[0]["lr"], epochs=epochs, steps_per_epoch=steps_per_epoch,
+        o, max_lr=o.param_groups[0]["lr"], epochs=cycle, steps_per_epoch=steps_per_epoch,
         pct_start=0.2, div_factor=10, final_div_factor=100, cycle_momentum=o is sgd)
         for o in optimizers]
+    if cycle < epochs:
+        schedulers = [Settled(s, cycle * steps_per_epoch - 1) for s in schedulers]
     return (sgd, schedulers[0]) if len(optimizers) == 1 else (Together(optimizers), Together(schedulers))
+
+
+class Settled:
+    """A per-batch scheduler stepped `steps` times at most: then its lr stays where it ended."""
+
+    def __init__(self, scheduler, steps):
+        self.scheduler, self.steps = scheduler, steps
+
+    def step(self):
+        if self.scheduler.last_epoch < self.steps:
+            self.scheduler.step()
 
 
 class MatrixMuon(torch.optim.Muon):
@@ -383,14 +399,14 @@ def ema_of(model, decay):
 
 def recipe(p, steps_per_epoch, device):
     """Block 3's recipe from a notebook's parameters `p` (model_name, dropout, lr, epochs,
-    weight_decay, muon_lr, ema_decay): the model, channels-last on `device`; its optimiser and
+    weight_decay, muon_lr, ema_decay; anneal_epochs where given): the model, channels-last on `device`; its optimiser and
     one-cycle schedule, stepped every batch (`one_cycle`); the moving average of its weights
     that is tested (`ema_of`; None at ema_decay 0). Returns (model, optimizer, scheduler, ema)."""
     from lib.models import MODELS
 
     model = MODELS[p["model_name"]](dropout=p["dropout"]).to(device, memory_format=torch.channels_last)
     optimizer, scheduler = one_cycle(model, p["lr"], p["epochs"], steps_per_epoch, p["weight_decay"],
-                                     p["muon_lr"])
+                                     p["muon_lr"], p.get("anneal_epochs"))
     return model, optimizer, scheduler, (ema_of(model, p["ema_decay"]) if p["ema_decay"] else None)
 
 

@@ -89,6 +89,7 @@ ema_decay = 0.999  # test the moving average of the weights; 0: the weights them
 muon_lr = 0.2      # peak lr of Muon for the conv weights (SGD for the rest); 0: SGD for all
 bn_recompute = 10000  # BatchNorm statistics recomputed on this many training images before each test; 0: not
 label_smoothing = 0.0  # the share of each target spread over all classes in the training loss
+anneal_epochs = None  # the one-cycle schedule ends after this many epochs, then holds its last lr; None: all
 torch_compile = "auto"  # "auto": on the CPU if a C++ compiler is found; True; False
 out_dir = "reports"
 

@@ -31,6 +31,7 @@ def test_defaults_pass_and_only_known_names_are_picked():
     ("dropout", 1.0, "parameter dropout=1.0 is invalid"),
     ("torch_compile", "yes", "parameter torch_compile='yes' is invalid; allowed: 'auto', True, False"),
     ("torch_compile", 1, "parameter torch_compile=1 is invalid"),
+    ("anneal_epochs", 0, "parameter anneal_epochs=0 is invalid; allowed: an integer >= 1 and <= 1000"),
     ("label_smoothing", 0.6, "parameter label_smoothing=0.6 is invalid; allowed: a number >= 0 and <= 0.5"),
 ])
 def test_bad_values_are_one_line_errors(name, value, message):
@@ -40,7 +41,7 @@ def test_bad_values_are_one_line_errors(name, value, message):
 
 
 def test_seeds_must_be_a_list_of_integers():
-    check_params({"seeds": [1, 2, 3]})
+    check_params({"seeds": [1, 2, 3], "anneal_epochs": None, "train_limit": None})
     for bad in ([], 3, [1, "2"]):
         with pytest.raises(ParameterError, match="parameter seeds="):
             check_params({"seeds": bad})

@@ -229,3 +229,25 @@ def test_label_smoothing_spreads_each_target_over_the_classes():
     nll, uniform = F.nll_loss(logp, y).item(), -logp.mean(1).mean().item()
     assert loss(0.0) == pytest.approx(nll, rel=1e-6)
     assert loss(0.1) == pytest.approx(0.9 * nll + 0.1 * uniform, rel=1e-5)
+
+
+@pytest.mark.parametrize("muon_lr", [0.0, 0.2])
+def test_a_shorter_cycle_ends_at_its_smallest_lr_and_holds_it(muon_lr):
+    """one_cycle's `anneal_epochs`: the cycle takes that many epochs, then every optimiser's lr
+    stays at its last value; None (or all the epochs) is the full-length cycle, as before."""
+    def lrs(anneal_epochs, epochs=4, steps=5):
+        torch.manual_seed(0)
+        model = Model_2()
+        optimizer, scheduler = one_cycle(model, 0.3, epochs, steps, 1e-4, muon_lr, anneal_epochs)
+        seen = []
+        for _ in range(epochs * steps):
+            seen.append([g["lr"] for g in optimizer.param_groups])
+            optimizer.step()
+            scheduler.step()
+        return seen
+
+    full, short = lrs(None), lrs(2)
+    assert lrs(4) == full and lrs(9) == full
+    assert short[:10] != full[:10] and max(lr for row in short for lr in row) == pytest.approx(max(0.3, muon_lr))
+    assert all(row == short[9] for row in short[9:])  # step 9 ends the cycle: held from there
+    assert short[9] == pytest.approx([g / 1000 for g in (0.3, muon_lr)[: len(short[9])]])
