@@ -319,6 +319,31 @@ class Frontier_sep_931(Frontier):
     stem, width, out, depthwise = 3, 10, 8, True
 
 
+class FrontierShared(Frontier):
+    """A `Frontier` (depthwise-separable small map) whose third small conv is its second applied
+    again: both weights tied (one depthwise 3x3 filter bank, one 1x1 conv), its BatchNorm its
+    own. The depth and receptive field of the layout, for the weights of one conv fewer."""
+    depthwise = True
+
+    def __init__(self, dropout=0.0):
+        super().__init__(dropout)
+        second, third = self.block2[1], self.block2[2]
+        third[0].weight = second[0].weight        # the depthwise 3x3 filters
+        third[1][0].weight = second[1][0].weight  # the 1x1 conv
+
+
+class Frontier_shared_1936(FrontierShared):
+    """Frontier_sep_2516's widths (6 / 20 / 12) with its third small conv tied to its second:
+    1,936 parameters."""
+    stem, width, out = 6, 20, 12
+
+
+class Frontier_shared_977(FrontierShared):
+    """3 channels at full resolution, 14 on the small map, the third small conv tied to the
+    second, 8 into the classifier: 977 parameters."""
+    stem, width, out = 3, 14, 8
+
+
 class Woolly_3762(nn.Module):
     """The 3,762-parameter layout of a course repo (adilsammar/woolly-of-cv, MNIST, "3762"):
     three blocks of three padded 3x3 convs, 4-4-4 at 28x28, max-pool, 8-8-8 at 14x14,
@@ -351,6 +376,7 @@ CANDIDATES = {cls.__name__: cls for cls in (Model_3_maxpool, Model_3_stride2, Mo
                                             Model_3_shared_conv, Model_3_dw_head, Model_3_maxavg_head,
                                             Model_3_separable)}
 FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Frontier_sep_2516,
-                                          Frontier_sep_1680, Frontier_sep_931, Woolly_3762)}
+                                          Frontier_sep_1680, Frontier_sep_931, Woolly_3762,
+                                          Frontier_shared_1936, Frontier_shared_977)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
