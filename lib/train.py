@@ -190,9 +190,10 @@ def compiled_steps_fell_back():
 
 def what_failed(error):
     """One line: the error's type and the line of its message that names an error (dynamo
-    wraps the compiler's own: "BackendCompilerFailed: ... ImportError: x.so: file too short")."""
-    lines = [line for line in str(error).splitlines() if "Error" in line] or [str(error)]
-    return f"{type(error).__name__}: {lines[0][:160]}"
+    wraps the compiler's own: "BackendCompilerFailed: ... ImportError: x.so: file too short").
+    A long line keeps its start and its end, which says what went wrong (a path between)."""
+    line = ([line for line in str(error).splitlines() if "Error" in line] or [str(error)])[0]
+    return f"{type(error).__name__}: {line if len(line) <= 160 else line[:50] + ' … ' + line[-107:]}"
 
 
 def clean_retry(step, log=print):

@@ -227,3 +227,15 @@ def test_a_run_stopped_while_inductor_builds_leaves_the_next_run_working(warm_ca
     os.killpg(stopped.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
     stopped.communicate(timeout=300)
     finished(fit_in_a_fresh_process(cache, 6))
+
+
+def test_a_long_error_line_keeps_what_went_wrong():
+    """The reason ends the line (a library's path comes first): a long one keeps its end."""
+    from lib.train import what_failed
+
+    path = "/tmp/" + "deep/" * 40 + "x.main.so"
+    error = RuntimeError(f"backend failed\nInductorError: ImportError: {path}: file too short")
+    line = what_failed(error)
+    assert line.startswith("RuntimeError: InductorError: ImportError: /tmp/deep/")
+    assert line.endswith("x.main.so: file too short") and len(line) < 200
+    assert what_failed(ValueError("short")) == "ValueError: short"
