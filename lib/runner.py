@@ -1,5 +1,5 @@
-"""Running a study (`python -m lib.study run|work|export`, see lib/study.py): its trials in
-Optuna's storage, the workers that pull them, and the command.
+"""Running a study (`python -m lib.study run|work|export`, lib/study.py): its trials in
+Optuna's storage, the workers that pull them, and `run`, which starts them here.
 
 Each (variant, seed) is one trial, enqueued with its parameters as user attributes. A worker
 marks a trial it takes as its own; a trial whose worker died is failed and enqueued again
@@ -7,7 +7,6 @@ once its heartbeat is stale (`fail_orphans`), all through Optuna's public API. S
 storage go away, each worker stops (exit status LOST) once its run has ended, whose row
 then goes to the results file; the same command resumes once the storage is back.
 """
-import argparse
 import datetime
 import os
 import random
@@ -23,7 +22,7 @@ import warnings
 
 from lib.paths import REPO
 from lib.pipeline import Interrupted, PipelineError, execute, shown
-from lib.study import (StudyError, inputs_hash, keep_in_results, key, load, needed, read_results,
+from lib.study import (StudyError, inputs_hash, keep_in_results, key, needed, read_results,
                        results_lock, stopped, write_results)
 
 LOST = 75  # the exit status of a worker, and of `run`, whose storage went away
@@ -414,7 +413,7 @@ def report_progress(study, rows, to_go, jobs, started, trial):
           + f" · {what} · ETA {eta / 60:.0f} min", flush=True)
 
 
-# --- the command --------------------------------------------------------------------------
+# --- running it here ---------------------------------------------------------------------
 def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=False):
     """Enqueue what is missing, run `jobs` workers here (the storage URL in their environment,
     STUDY_STORAGE, not on their command line), export. Exit status 1 if a run failed; LOST
@@ -501,78 +500,3 @@ def password_warning(url):
     return ("warning: the storage URL carries a password, which other users of this machine can "
             "read (ps shows command lines, the shell keeps its history); leave it out: libpq reads "
             "~/.pgpass or PGPASSWORD (psycopg honours both)")
-
-
-def _on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
-def main(argv=None):
-    from lib import study as study_module
-    parser = argparse.ArgumentParser(prog="python -m lib.study", description=study_module.__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    commands = {name: sub.add_parser(name, help=text) for name, text in [
-        ("run", "run what is missing of a study, with --jobs workers here"),
-        ("work", "one worker (what `run` starts --jobs times)"),
-        ("export", "rewrite the study's results file from its storage")]}
-    compare = sub.add_parser("compare", help="print the study's runs of today's code, paired with its baseline")
-    compare.add_argument("study", help="a name in studies/ (recipe) or a path to a .toml")
-    for p in commands.values():
-        p.add_argument("study", help="a name in studies/ (recipe) or a path to a .toml")
-        p.add_argument("--storage", default=os.environ.get("STUDY_STORAGE") or None,
-                       help="an SQLAlchemy URL (default: $STUDY_STORAGE, else "
-                       "sqlite:///build/studies/<name>.db)")
-        p.add_argument("--heartbeat", type=int, default=30, help="seconds between a trial's heartbeats")
-        p.add_argument("--jobs", type=int, default=2, help="worker processes here (default 2)")
-        p.add_argument("--max-runs", type=int, help="each worker stops after this many runs")
-    commands["run"].add_argument("--retry-failed", action="store_true",
-                                 help="run again the runs whose notebook failed")
-    commands["run"].add_argument("--rerun-stale", action="store_true",
-                                 help="run again the runs whose code changed since (inputs hash)")
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        if args.command == "compare":
-            from lib.evidence import summary
-            return print(summary(args.study))
-        if args.max_runs is not None and args.max_runs < 1:
-            raise StudyError(f"--max-runs={args.max_runs} is invalid; allowed: an integer >= 1")
-        if args.jobs < 1:
-            raise StudyError(f"--jobs={args.jobs} is invalid; allowed: an integer >= 1")
-        if args.heartbeat < 1:
-            raise StudyError(f"--heartbeat={args.heartbeat} is invalid; allowed: an integer >= 1 (seconds)")
-        study = load(args.study)
-        url = args.storage or study.default_storage()
-        if args.command != "work" and password_warning(url):
-            print(password_warning(url), file=sys.stderr, flush=True)
-        try:
-            command(args, study, url)
-        except Exception as e:
-            reason = storage_failure(e)
-            if reason is None or isinstance(e, StudyError):
-                raise
-            raise StorageLost(went_away(study, url, reason)) from None
-    except StorageLost as e:
-        print(e if args.command == "work" else f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(LOST)
-    except StudyError as e:
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:
-        if args.command == "work":
-            sys.exit(130)  # `run` says it, once
-        sys.exit("interrupted: completed runs are recorded; run the command again to resume")
-
-
-def command(args, study, url):
-    """`run`, `work` or `export` of the study on the storage at `url`."""
-    if args.command == "run":
-        run(study, url, args.jobs, args.heartbeat, args.retry_failed, args.max_runs, args.rerun_stale)
-    elif args.command == "work":
-        work(study, url, args.jobs, args.heartbeat, args.max_runs)
-    else:
-        rows = export(study, stored_study(study, url))
-        print(f"{study.results}: {len(rows)} rows")
-
-
-if __name__ == "__main__":
-    main()

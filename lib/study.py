@@ -44,9 +44,12 @@ again). Should the storage go away mid-study, each worker stops (exit status LOS
 run has ended, whose row then goes to the results file, and `run` says so in one line; the
 same command resumes once the storage is back, and a row only the file holds counts as done.
 """
+import argparse
 import contextlib
 import json
 import os
+import signal
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,6 +318,81 @@ def write_results(study, rows):
     return rows
 
 
+
+# --- the command ------------------------------------------------------------------------------
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None):
+    from lib.runner import LOST, StorageLost, password_warning, storage_failure, went_away
+
+    parser = argparse.ArgumentParser(prog="python -m lib.study", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands = {name: sub.add_parser(name, help=text) for name, text in [
+        ("run", "run what is missing of a study, with --jobs workers here"),
+        ("work", "one worker (what `run` starts --jobs times)"),
+        ("export", "rewrite the study's results file from its storage")]}
+    compare = sub.add_parser("compare", help="print the study's runs of today's code, paired with its baseline")
+    compare.add_argument("study", help="a name in studies/ (recipe) or a path to a .toml")
+    for p in commands.values():
+        p.add_argument("study", help="a name in studies/ (recipe) or a path to a .toml")
+        p.add_argument("--storage", default=os.environ.get("STUDY_STORAGE") or None,
+                       help="an SQLAlchemy URL (default: $STUDY_STORAGE, else "
+                       "sqlite:///build/studies/<name>.db)")
+        p.add_argument("--heartbeat", type=int, default=30, help="seconds between a trial's heartbeats")
+        p.add_argument("--jobs", type=int, default=2, help="worker processes here (default 2)")
+        p.add_argument("--max-runs", type=int, help="each worker stops after this many runs")
+    commands["run"].add_argument("--retry-failed", action="store_true",
+                                 help="run again the runs whose notebook failed")
+    commands["run"].add_argument("--rerun-stale", action="store_true",
+                                 help="run again the runs whose code changed since (inputs hash)")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        if args.command == "compare":
+            from lib.evidence import summary
+            return print(summary(args.study))
+        if args.max_runs is not None and args.max_runs < 1:
+            raise StudyError(f"--max-runs={args.max_runs} is invalid; allowed: an integer >= 1")
+        if args.jobs < 1:
+            raise StudyError(f"--jobs={args.jobs} is invalid; allowed: an integer >= 1")
+        if args.heartbeat < 1:
+            raise StudyError(f"--heartbeat={args.heartbeat} is invalid; allowed: an integer >= 1 (seconds)")
+        study = load(args.study)
+        url = args.storage or study.default_storage()
+        if args.command != "work" and password_warning(url):
+            print(password_warning(url), file=sys.stderr, flush=True)
+        try:
+            command(args, study, url)
+        except Exception as e:
+            reason = storage_failure(e)
+            if reason is None or isinstance(e, StudyError):
+                raise
+            raise StorageLost(went_away(study, url, reason)) from None
+    except StorageLost as e:
+        print(e if args.command == "work" else f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(LOST)
+    except StudyError as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        if args.command == "work":
+            sys.exit(130)  # `run` says it, once
+        sys.exit("interrupted: completed runs are recorded; run the command again to resume")
+
+
+def command(args, study, url):
+    """`run`, `work` or `export` of the study on the storage at `url`."""
+    from lib.runner import export, run, stored_study, work
+
+    if args.command == "run":
+        run(study, url, args.jobs, args.heartbeat, args.retry_failed, args.max_runs, args.rerun_stale)
+    elif args.command == "work":
+        work(study, url, args.jobs, args.heartbeat, args.max_runs)
+    else:
+        rows = export(study, stored_study(study, url))
+        print(f"{study.results}: {len(rows)} rows")
+
+
 if __name__ == "__main__":
-    from lib.runner import main
     main()

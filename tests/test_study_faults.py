@@ -185,8 +185,8 @@ def test_a_trial_taken_by_a_worker_that_died_before_its_first_heartbeat_is_run_a
 
 
 # --- several first starts at once ------------------------------------------------------------
-AT_ONCE = "import sys, time; import lib.runner; time.sleep(max(0, float(sys.argv[1]) - time.time())); " \
-          "lib.runner.main(sys.argv[2:])"
+AT_ONCE = "import sys, time; import lib.study; time.sleep(max(0, float(sys.argv[1]) - time.time())); " \
+          "lib.study.main(sys.argv[2:])"
 
 
 @pytest.mark.parametrize("where", ["sqlite", "postgresql"])
