@@ -394,5 +394,7 @@ def command(args, study, url):
         print(f"{study.results}: {len(rows)} rows")
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # run the package's copy: its errors are the classes other modules raise
+    import lib.study
+
+    lib.study.main()
