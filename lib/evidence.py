@@ -106,8 +106,8 @@ def optional(name, what):
     if not name:
         return Note(f"Not asked for: {what} is empty.")
     if not study_path(name).exists():
-        return Note(f"Not run yet: {shown(study_path(name))} does not exist; it is written once the "
-                    "tuning seeds have picked the deciding sizes.")
+        return Note(f"Not run yet: {shown(study_path(name))} does not exist "
+                    f"(make study STUDY={study_path(name).stem} runs it).")
     found = of(name)
     return found if len(found.df) else found.nothing
 
@@ -406,6 +406,82 @@ def frontier_analysis(ev, table, confirmed, both, hold_aim=4000, aims=((2000, 99
                        + f", by {pair.difference.abs().max():.2f} at most on one seed.")
     out.append(f"Configurations tried: {len(ev.study.variants)} variants for {table.model.nunique()} "
                "models; each extra comparison is one more chance of a lucky interval.")
+    return lines(out)
+
+
+# --- 06_frontier: a recipe per size ----------------------------------------------------------
+def recipes(names):
+    """The frontier's recipe studies (`names`: comma-separated study names or .toml paths),
+    each one a study of configurations for one layout and size: {name: `optional`'s}."""
+    return {n: optional(n, "recipe_studies") for n in (s.strip() for s in names.split(",")) if n}
+
+
+def tuned_sizes(found):
+    """Per recipe study (`recipes`), its best configuration on the tuning seeds: the variant of
+    the highest mean among those that ran every seed, as a `compare.size_table` row beside its
+    study and how many configurations it tried; None where no study has one."""
+    rows = []
+    for name, ev in found.items():
+        table = sizes(ev)
+        full = None if table is None else table[table.runs == len(ev.study.seeds)]
+        if full is not None and len(full):
+            rows.append(full.loc[[full["mean"].idxmax()]].assign(
+                study=name, baseline=ev.study.baseline, configurations=len(ev.study.variants)))
+    return pd.concat(rows).sort_values("params") if rows else None
+
+
+def recipes_shown(found):
+    """Every recipe study's variants against its baseline, paired by seed (`compare.shown`),
+    one table; a Note where none has a run."""
+    tables = {n: compare.shown(ev.table) for n, ev in found.items() if not isinstance(ev, str)}
+    if not tables:
+        return Note("Nothing to show: " + ("; ".join(found.values()) or "no recipe study asked for") + ".")
+    return pd.concat(tables, names=["study"])
+
+
+def recipes_analysis(found):
+    """Each recipe study's Analysis (`recipe_analysis`, no claims made in advance), under its name."""
+    if not found:
+        return Note("No recipe study asked for.")
+    return Note("\n".join(f"{name}:\n" + (f"- {ev}" if isinstance(ev, str) else recipe_analysis(ev, {}))
+                          for name, ev in found.items()))
+
+
+def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
+    """What a recipe made for a size bought, per size with one (`tuned_sizes`): its best
+    configuration against block 3's recipe on the same layout, and the layout with block 3's
+    recipe against the fixed-recipe curve's sizes just below and above it (`table`), each
+    paired by seed;
+    the best mean at each of `aims` ((parameters, mean) pairs) on either curve."""
+    if tuned is None:
+        return lines(["No recipe per size has run every tuning seed yet."])
+    out = []
+    by_seed = lambda e, v: e.df[e.df.variant == v].set_index("seed").min_last5
+    for variant, r in tuned.iterrows():
+        found = of(r.study)
+        out.append(f"{r.model} ({r.params:,} parameters, {r.study}): the best of {r.configurations} "
+                   f"configurations on the tuning seeds is {variant}, held {r.held} of {r.runs}, mean "
+                   f"{r['mean']:.3f} %, worst seed {r.worst:.2f} %.")
+        if variant != r.baseline:
+            p = paired(by_seed(found, r.baseline), by_seed(found, variant))
+            out.append(f"Against block 3's recipe on the same layout ({r.baseline}): "
+                       + (said(p) if p else "too few paired seeds") + "; picked as the best of "
+                       f"{r.configurations}, so the interval flatters it.")
+        near = [] if table is None else [t for t in (table[table.params <= r.params].tail(1),
+                                                      table[table.params > r.params].head(1)) if len(t)]
+        for t in near:
+            p = paired(by_seed(ev, t.index[0]), by_seed(found, r.baseline))
+            out.append(f"The layout with block 3's recipe ({r.baseline}) against the fixed recipe's size "
+                       f"{'below' if t.params.iloc[0] <= r.params else 'above'} it, {t.model.iloc[0]} "
+                       f"({t.params.iloc[0]:,}): " + (said(p) if p else "no paired seeds") + ".")
+    both = pd.concat([t for t in (table, tuned) if t is not None], ignore_index=True)
+    for limit, aim in aims:
+        at = both[both.params <= limit]
+        best = at.loc[at["mean"].idxmax()] if len(at) else None
+        out.append(f"At ≤ {limit:,} parameters, either curve: " + (
+            f"the best mean is {best['mean']:.3f} % ({best.model}, {best.params:,}): the aim of "
+            f"{aim:.1f} % is {'met' if best['mean'] >= aim else 'MISSED'}." if best is not None
+            else "no size measured."))
     return lines(out)
 
 

@@ -81,7 +81,11 @@ def result(m):
                    if held else "none")
                 + ("; on the report seeds: " + ", ".join(f"{r['model']} held on {r['held']} of {r['runs']} "
                                                          f"(mean {r['mean']:.2f} %)" for r in confirmed)
-                   if confirmed else ""))
+                   if confirmed else "")
+                + ("; a recipe per size, tuning seeds: " + ", ".join(
+                    f"{r['model']} ({r['params']:,}, {r['variant']}) held on {r['held']} of {r['runs']} "
+                    f"(mean {r['mean']:.2f} %)" for r in sorted(m["tuned"], key=lambda r: r["params"]))
+                   if m.get("tuned") else ""))
     if "study" in m:
         return (f"study {m['study']}: {m['n_runs']} of {m['grid']} runs recorded"
                 + (f", {m['stale']} stale" if m.get("stale") else "")

@@ -36,7 +36,8 @@ KERNEL = "python3"
 # smoke study for the notebooks that read studies
 SMOKE = {"train_limit": 4000, "test_limit": 1000, "epochs": 1, "device": "cpu", "torch_compile": False,
          "seeds": [1, 2], "ema_decay": 0.9, "study": "tests/studies/smoke.toml",
-         "confirm_study": "tests/studies/smoke.toml", "float_path_study": "tests/studies/smoke.toml"}
+         "confirm_study": "tests/studies/smoke.toml", "float_path_study": "tests/studies/smoke.toml",
+         "recipe_studies": "tests/studies/smoke.toml"}
 
 
 class PipelineError(RuntimeError):

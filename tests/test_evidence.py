@@ -155,3 +155,30 @@ def test_the_frontier_tables_and_analysis(recorded):
     assert "holding on all 10 report seeds: not met by the sizes that ran" in text  # 3 seeds, not 10
     assert "On the second float path, Small_900 held on 2 of 3 seeds" in text
     assert "Configurations tried: 3 variants for 2 models" in text
+
+
+def test_a_recipe_per_size_is_its_best_full_variant_set_beside_the_fixed_recipe(recorded):
+    study, write = recorded
+    values = {("base", s): round(99.30 + s / 100, 2) for s in (1, 2, 3)}
+    values.update({("better", s): round(99.40 + s / 100, 2) for s in (1, 2, 3)})
+    values.update({("gone", s): 99.25 for s in (1, 2, 3)})
+    small, big = {"n_params": 900, "model": "Small_900"}, {"n_params": 3000, "model": "Big_3000"}
+    toml = write(values, {k: big if k[0] == "gone" else small for k in values})
+    found = evidence.recipes(f" {toml} , ")
+    assert list(found) == [str(toml)] and evidence.recipes("") == {}
+    tuned = evidence.tuned_sizes(found)
+    assert tuned.index.tolist() == ["better"] and tuned.configurations.tolist() == [3]
+    assert tuned.loc["better", "mean"] == pytest.approx(99.42)
+    assert evidence.recipes_shown(found).index.get_level_values("study").unique().tolist() == [str(toml)]
+    assert "- better: better — +0.100 points on 3 paired seeds" in evidence.recipes_analysis(found)
+    text = evidence.tuned_analysis(evidence.of(toml), evidence.sizes(evidence.of(toml)), tuned)
+    assert "Small_900 (900 parameters, " in text and "the best of 3 configurations on the tuning seeds is better, held 3 of 3" in text
+    assert "Against block 3's recipe on the same layout (base): +0.100 points on 3 paired seeds" in text
+    assert "size above it, Big_3000 (3,000): +0.070 points on 3 paired seeds" in text  # base minus gone, paired
+    assert "size below it, Small_900 (900)" in text  # the same study stands in for the fixed-recipe curve
+    assert "At ≤ 1,000 parameters, either curve: the best mean is 99.420 % (Small_900, 900): the aim of 99.0 % is met." in text
+    write({("base", 1): 99.3, ("better", 1): 99.9}, {k: small for k in [("base", 1), ("better", 1)]})
+    assert evidence.tuned_sizes(evidence.recipes(str(toml))) is None  # no variant ran every seed
+    assert evidence.tuned_analysis(evidence.of(toml), None, None) == "- No recipe per size has run every tuning seed yet."
+    missing = evidence.recipes(str(toml.with_name("absent.toml")))
+    assert "does not exist" in evidence.recipes_shown(missing) and "does not exist" in evidence.recipes_analysis(missing)
