@@ -344,6 +344,36 @@ class Frontier_shared_977(FrontierShared):
     stem, width, out = 3, 14, 8
 
 
+class Frontier_stem8_1928(FrontierShared):
+    """Frontier_shared_1936's budget moved toward full resolution: 8 channels there (as
+    Frontier_sep_3592), 16 on the small map, the third small conv tied to the second, 10 into
+    the classifier. 1,928 parameters."""
+    stem, width, out = 8, 16, 10
+
+
+class Frontier_deep_1976(Frontier_shared_1936):
+    """Frontier_shared_1936 with its tied small conv applied once more, with padding 1 on the
+    7x7 map and a BatchNorm of its own: five small convs, RF 34, for 40 parameters more:
+    1,976 parameters."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__(dropout)
+        second, again = self.block2[1], dw_separable(self.width, self.width)
+        again[0].weight, again[1][0].weight = second[0].weight, second[1][0].weight
+        again[0].padding = (1, 1)                 # 20x7x7  RF 22
+        self.block2 = nn.Sequential(*self.block2[:2], again, *self.block2[2:])
+
+
+class Frontier_map14_1936(Frontier_shared_1936):
+    """Frontier_shared_1936 on a larger small map: its two full-resolution convs padded, so the
+    image stays 28x28, the pool gives 14x14 instead of 11x11 and the small convs end on 6x6
+    instead of 3x3. The same 1,936 parameters, two thirds more multiply-accumulates."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__(dropout)
+        self.block1[0][0].padding, self.block1[1][0].padding = (2, 2), (1, 1)  # 6x28x28 RF 5, 7
+
+
 class Woolly_3762(nn.Module):
     """The 3,762-parameter layout of a course repo (adilsammar/woolly-of-cv, MNIST, "3762"):
     three blocks of three padded 3x3 convs, 4-4-4 at 28x28, max-pool, 8-8-8 at 14x14,
@@ -377,6 +407,7 @@ CANDIDATES = {cls.__name__: cls for cls in (Model_3_maxpool, Model_3_stride2, Mo
                                             Model_3_separable)}
 FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Frontier_sep_2516,
                                           Frontier_sep_1680, Frontier_sep_931, Woolly_3762,
-                                          Frontier_shared_1936, Frontier_shared_977)}
+                                          Frontier_shared_1936, Frontier_shared_977, Frontier_stem8_1928,
+                                          Frontier_deep_1976, Frontier_map14_1936)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
