@@ -449,7 +449,8 @@ def recipes_analysis(found):
 
 def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
     """What a recipe made for a size bought, per size with one (`tuned_sizes`): its best
-    configuration against block 3's recipe on the same layout, and the layout with block 3's
+    configuration against the study's baseline (block 3's recipe on the same layout, or on
+    another layout where the best is a layout of its own), and the layout with block 3's
     recipe against the fixed-recipe curve's sizes just below and above it (`table`), each
     paired by seed;
     the best mean at each of `aims` ((parameters, mean) pairs) on either curve."""
@@ -464,7 +465,9 @@ def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
                    f"{r['mean']:.3f} %, worst seed {r.worst:.2f} %.")
         if variant != r.baseline:
             p = paired(by_seed(found, r.baseline), by_seed(found, variant))
-            out.append(f"Against block 3's recipe on the same layout ({r.baseline}): "
+            same = found.df[found.df.variant == r.baseline].model.eq(r.model).all()
+            out.append(("Against block 3's recipe on the same layout" if same else
+                        "Against the study's baseline, another layout with block 3's recipe") + f" ({r.baseline}): "
                        + (said(p) if p else "too few paired seeds") + "; picked as the best of "
                        f"{r.configurations}, so the interval flatters it.")
         near = [] if table is None else [t for t in (table[table.params <= r.params].tail(1),

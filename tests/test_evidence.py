@@ -177,6 +177,10 @@ def test_a_recipe_per_size_is_its_best_full_variant_set_beside_the_fixed_recipe(
     assert "size above it, Big_3000 (3,000): +0.070 points on 3 paired seeds" in text  # base minus gone, paired
     assert "size below it, Small_900 (900)" in text  # the same study stands in for the fixed-recipe curve
     assert "At ≤ 1,000 parameters, either curve: the best mean is 99.420 % (Small_900, 900): the aim of 99.0 % is met." in text
+    values.update({("gone", s): 99.50 for s in (1, 2, 3)})  # another layout is now the best
+    write(values, {k: big if k[0] == "gone" else small for k in values})
+    text = evidence.tuned_analysis(evidence.of(toml), None, evidence.tuned_sizes(evidence.recipes(str(toml))))
+    assert "Against the study's baseline, another layout with block 3's recipe (base): +0.180 points" in text
     write({("base", 1): 99.3, ("better", 1): 99.9}, {k: small for k in [("base", 1), ("better", 1)]})
     assert evidence.tuned_sizes(evidence.recipes(str(toml))) is None  # no variant ran every seed
     assert evidence.tuned_analysis(evidence.of(toml), None, None) == "- No recipe per size has run every tuning seed yet."
