@@ -52,7 +52,8 @@
 # Every size above trains with block 3's recipe, tuned for 7,912 parameters. **A recipe made
 # for the size** is the next question: each recipe study (`studies/frontier_2k.toml`, ...)
 # runs one small layout with block 3's recipe and with one change each on the same tuning
-# seeds; its best configuration is set beside the fixed-recipe curve. Aims there: 10 of 10
+# seeds, and other layouts of about the same size with block 3's recipe (a variant's
+# `model_name`); its best configuration is set beside the fixed-recipe curve. Aims there: 10 of 10
 # report seeds holding 99.40 % at ≤ 2,000 parameters; a mean ≥ 99.30 % at ≤ 1,700 and
 # ≥ 99.0 % at ≤ 1,000.
 
@@ -142,8 +143,9 @@ both
 
 # %% [markdown]
 # ## A recipe for each size
-# Each recipe study's variants against its baseline (the layout with block 3's recipe), paired
-# on the same tuning seeds; a variant whose first seeds fall clearly behind gets no more
+# Each recipe study's variants (a change of recipe, or another layout of about the same
+# size) against its baseline (its layout with block 3's recipe), paired on the same tuning
+# seeds; a variant whose first seeds fall clearly behind gets no more
 # (`[stop_early]` in its `.toml`). Every variant tried counts as a configuration of that
 # size. None of these choices has run on the report seeds yet: a choice made on tuning seeds
 # counts once those confirm it.
