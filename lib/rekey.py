@@ -56,11 +56,11 @@ print(json.dumps(out))
 """
 
 
-def probe(tree, study, variants):
+def probe(tree, study, variants, smoke=SMOKE):
     """{variant: {params, inputs_sha256, history}} as the code in `tree` computes them."""
     env = {**os.environ, "PYTHONPATH": str(tree), "TQDM_DISABLE": "1",
            "MNIST_DATA_DIR": os.environ.get("MNIST_DATA_DIR", str(REPO / "data"))}
-    done = subprocess.run([sys.executable, "-c", PROBE, study, json.dumps(SMOKE), str(SEED),
+    done = subprocess.run([sys.executable, "-c", PROBE, study, json.dumps(smoke), str(SEED),
                            json.dumps(variants)], cwd=tree, env=env, capture_output=True, text=True)
     if done.returncode:
         raise StudyError(f"the smoke runs in {tree} failed: {done.stderr.strip().splitlines()[-1]}")
@@ -76,9 +76,9 @@ def checkout(commit, into):
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
 
 
-def rekey(name, commit, renames, dry_run=False, log=print):
-    """Rekey study `name`'s rows made by the code at `commit` (see the module's docstring).
-    Returns {today's variant: number of rows rekeyed}."""
+def rekey(name, commit, renames, dry_run=False, log=print, smoke=SMOKE):
+    """Rekey study `name`'s rows made by the code at `commit` (see the module's docstring),
+    each variant compared on the run `smoke`. Returns {today's variant: number of rows rekeyed}."""
     study = load(name)
     rows = read_results(study.results)
     full = subprocess.run(["git", "rev-parse", "--verify", f"{commit}^{{commit}}"], cwd=REPO,
@@ -97,8 +97,8 @@ def rekey(name, commit, renames, dry_run=False, log=print):
     BUILD.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
         checkout(commit, tmp)
-        then = probe(tmp, str(study.path.resolve().relative_to(REPO)), sorted(mapping))
-    today = probe(REPO, str(study.path.resolve()), sorted(set(mapping.values())))
+        then = probe(tmp, str(study.path.resolve().relative_to(REPO)), sorted(mapping), smoke)
+    today = probe(REPO, str(study.path.resolve()), sorted(set(mapping.values())), smoke)
     counts, moved = {}, {}
     for old, new in mapping.items():
         if old not in then:
@@ -119,7 +119,7 @@ def rekey(name, commit, renames, dry_run=False, log=print):
                         "inputs_sha256": today[new]["inputs_sha256"], "model": today[new]["model"],
                         "rekeyed": {"from_commit": commit, "variant": old, "params": row["params"],
                                     "model": row.get("model"), "inputs_sha256": row["inputs_sha256"],
-                                    "smoke": {**SMOKE, "seed": SEED}}}
+                                    "smoke": {**smoke, "seed": SEED}}}
     rows = {k: r for k, r in rows.items() if k not in moved}
     for row in moved.values():
         k = (row["variant"], row["seed"])

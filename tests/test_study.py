@@ -324,11 +324,12 @@ def test_rekey_carries_only_the_rows_whose_smoke_runs_are_equal():
     """`lib.rekey` from this commit: block 3's smoke run at HEAD and today is the same, so its
     rows carry over; the stride-2 model's smoke run is not block 3's, so nothing is carried
     to block 3 from it (a dry run: the committed record is not touched)."""
-    from lib.rekey import rekey
+    from lib.rekey import SMOKE as SMOKE_RUN, rekey
 
     said = []
+    smaller = {**SMOKE_RUN, "train_limit": 1000, "test_limit": 200}  # the same proof, in less time
     counts = rekey("tests/studies/smoke.toml", "HEAD", {"stride2_first_conv": "Model_3"},
-                   dry_run=True, log=said.append)
+                   dry_run=True, log=said.append, smoke=smaller)
     assert counts == {"Model_3": 2}, said
     assert any("stride2_first_conv -> Model_3" in line and "DIFFER" in line for line in said), said
     assert any(re.search(r"Model_3 -> Model_3 +smoke runs equal; 2 rows", line) for line in said), said
