@@ -97,10 +97,10 @@ GPU_PY := $(if $(filter $(VENV)/bin/python,$(PY)),$(if $(wildcard $(PY)),$(PY),p
 gpu-bundle: $(ENV) data  ## wheels the GPU image lacks + MNIST gzipped, into BUNDLE (default build/gpu-bundle; GPU_PYTHON=3.12)
 	$(PY) -m lib.gpu bundle --out $(BUNDLE) --python-version $(GPU_PYTHON)
 
-gpu-check:  ## on a GPU machine: install BUNDLE offline, smoke, bench, profile, every notebook into reports/gpu, record (DEVICE=cuda; SMOKE_ONLY=1 DEVICE=cpu: a dry run)
+gpu-check:  ## on a GPU machine: install BUNDLE offline, smoke, bench, every notebook into reports/gpu, record (DEVICE=cuda; SMOKE_ONLY=1 DEVICE=cpu: a dry run)
 	$(GPU_PY) -m lib.gpu check --bundle $(BUNDLE) --device $(or $(DEVICE),cuda) $(if $(SMOKE_ONLY),--smoke-only) $(ARGS)
 
-test-gpu-bundle: $(ENV) data  ## slow, needs PyPI: this machine's bundle installs offline into a torch-only venv and gpu-check runs in it (cpu, smoke)
+test-gpu-bundle: $(ENV) data  ## slow, needs PyPI: this machine's bundle installs offline beside a torch-only Python and gpu-check runs in it (cpu, smoke)
 	RUN_GPU_BUNDLE_TEST=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_gpu_bundle.py
 
 clean:  ## remove build/ (smoke runs, the compile cache); keeps .venv, data/ and reports/
