@@ -344,6 +344,18 @@ class Frontier_shared_977(FrontierShared):
     stem, width, out = 3, 14, 8
 
 
+class Frontier_shared_2800(FrontierShared):
+    """Frontier_sep_3592's widths (8 / 24 / 16) with its third small conv tied to its second:
+    2,800 parameters."""
+    stem, width, out = 8, 24, 16
+
+
+class Frontier_shared_2544(FrontierShared):
+    """8 channels at full resolution, 22 on the small map, the third small conv tied to the
+    second, 14 into the classifier: 2,544 parameters."""
+    stem, width, out = 8, 22, 14
+
+
 class Frontier_stem8_1928(FrontierShared):
     """Frontier_shared_1936's budget moved toward full resolution: 8 channels there (as
     Frontier_sep_3592), 16 on the small map, the third small conv tied to the second, 10 into
@@ -408,6 +420,7 @@ CANDIDATES = {cls.__name__: cls for cls in (Model_3_maxpool, Model_3_stride2, Mo
 FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Frontier_sep_2516,
                                           Frontier_sep_1680, Frontier_sep_931, Woolly_3762,
                                           Frontier_shared_1936, Frontier_shared_977, Frontier_stem8_1928,
-                                          Frontier_deep_1976, Frontier_map14_1936)}
+                                          Frontier_deep_1976, Frontier_map14_1936,
+                                          Frontier_shared_2800, Frontier_shared_2544)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
