@@ -158,12 +158,27 @@ class Interrupted(PipelineError):
     """The run was stopped (Ctrl-C, SIGTERM) from outside: not a result."""
 
 
+def kernel_manager():
+    """Jupyter's kernel manager, its kernel's own log (IPKernelApp's warnings; at an interrupt,
+    the replies it can no longer send) written to `<staging folder>.kernel.log` instead of into
+    the run's output. What the notebook prints still goes into the notebook."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            with open(f"{os.environ[STAGING_ENV]}.kernel.log", "ab") as log:
+                return await super().start_kernel(**kw, stderr=log)
+
+    return LoggedKernelManager
+
+
 def execute(py_path, out, params, name=None, key=None, render=True, log_output=True):
     """Execute the notebook `py_path` with `params` injected; on success move the executed
     notebook (`<name>.ipynb`), its metrics and (if `render`) its HTML into `out` and return
     the metrics record. `name` defaults to the notebook's stem; `key` is recorded in the
     metrics as `inputs_sha256`. On failure keep `<name>.failed.ipynb` in `out` and raise
-    PipelineError (Interrupted where the kernel was interrupted)."""
+    PipelineError (Interrupted where the kernel was interrupted), and the kernel's log, where
+    it wrote one, as `<name>.failed.kernel.log`."""
     import jupytext
     import papermill as pm
 
@@ -174,15 +189,19 @@ def execute(py_path, out, params, name=None, key=None, render=True, log_output=T
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     source, executed = staging / "source.ipynb", staging / f"{name}.ipynb"
+    kernel_log = Path(f"{staging}.kernel.log")
+    kernel_log.unlink(missing_ok=True)
     jupytext.write(jupytext.read(py_path), source)
     # the kernel inherits our environment: no progress bars, and where to write the report
     os.environ.update({"TQDM_DISABLE": "1", STAGING_ENV: str(staging)})
     try:
         pm.execute_notebook(source, executed, parameters={**params, "out_dir": shown(out)},
                             kernel_name=KERNEL, language="python", log_output=log_output,
-                            progress_bar=False, cwd=py_path.parent)
+                            progress_bar=False, cwd=py_path.parent, kernel_manager_class=kernel_manager())
     except pm.PapermillExecutionError as e:
         failed = out / f"{name}.failed.ipynb"
+        if kernel_log.exists() and kernel_log.read_text().strip():
+            os.replace(kernel_log, out / f"{name}.failed.kernel.log")
         record_paths(executed, py_path, failed)
         shutil.move(executed, failed)
         kind = Interrupted if e.ename == "KeyboardInterrupt" else PipelineError
@@ -191,6 +210,7 @@ def execute(py_path, out, params, name=None, key=None, render=True, log_output=T
                    f"executed notebook kept at {failed}") from None
     finally:
         source.unlink(missing_ok=True)
+        kernel_log.unlink(missing_ok=True)
     metrics = staging / f"{stem}.metrics.json"
     if not metrics.exists():
         raise PipelineError(f"notebook {name} ran but wrote no {metrics.name}")
@@ -205,7 +225,8 @@ def execute(py_path, out, params, name=None, key=None, render=True, log_output=T
     for path in sorted(staging.iterdir()):  # all written: now replace the old report
         os.replace(path, out / path.name)
     staging.rmdir()
-    (out / f"{name}.failed.ipynb").unlink(missing_ok=True)
+    for stale in (f"{name}.failed.ipynb", f"{name}.failed.kernel.log"):
+        (out / stale).unlink(missing_ok=True)
     return record
 
 

@@ -112,8 +112,9 @@ def test_failing_notebook_exits_nonzero_and_keeps_the_previous_report(tiny):
     assert done.returncode != 0
     assert "notebook tiny failed in cell" in done.stderr and "AssertionError: deliberate failure" in done.stderr
     after = report(out)
-    assert "tiny.failed.ipynb" in after
-    del after["tiny.failed.ipynb"]
+    assert "tiny.failed.ipynb" in after and b"[IPKernelApp]" in after["tiny.failed.kernel.log"]
+    assert "[IPKernelApp]" not in done.stdout + done.stderr  # the kernel's own log: in its file
+    del after["tiny.failed.ipynb"], after["tiny.failed.kernel.log"]
     assert after == before
 
 
