@@ -13,7 +13,7 @@ import pytest
 
 from lib import gpu, pipeline
 from lib.gpu import CheckError, pack_mnist, unpack_mnist
-from lib.pipeline import REPO
+from conftest import REPO
 
 FILES = {"train-images-idx3-ubyte": b"images" * 100, "t10k-labels-idx1-ubyte": b"labels"}
 MD5S = {name: hashlib.md5(data).hexdigest() for name, data in FILES.items()}

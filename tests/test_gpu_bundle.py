@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 
 from lib import gpu
 from lib.data import MD5
-from lib.pipeline import REPO
+from conftest import REPO
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("RUN_GPU_BUNDLE_TEST") != "1",

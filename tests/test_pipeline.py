@@ -9,7 +9,7 @@ import time
 import pytest
 
 from lib.index import load_metrics, write_index
-from lib.pipeline import REPO
+from conftest import REPO
 
 TINY = '''# %% tags=["parameters"]
 fail = False
