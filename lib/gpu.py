@@ -243,8 +243,9 @@ info["device"] = str(device)
 if device.type == "cuda":
     info["gpu"] = torch.cuda.get_device_name(device)
 import papermill, jupytext, nbconvert, ipykernel, torchinfo
-from lib.run import cpu_name
-print(json.dumps({**info, "papermill": papermill.__version__, "jupytext": jupytext.__version__, "cpu": cpu_name()}))
+from lib.run import cpu_name, git_commit
+print(json.dumps({**info, "papermill": papermill.__version__, "jupytext": jupytext.__version__, "cpu": cpu_name(),
+                  "commit": git_commit()[0][:10]}))
 """
 
 
@@ -328,8 +329,7 @@ def check(bundle_dir=BUNDLE, device="cuda", smoke_only=False, jobs=None, out=Non
     install(work / "site", bundle_dir, info)
     env = child_env(work / "site", work, jobs)
     environment = probe(device, env)
-    commit = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    environment.update(cores=os.cpu_count(), commit=commit.stdout.strip() or None)
+    environment["cores"] = os.cpu_count()
     say(f"{environment['device']} ({environment.get('gpu') or environment['cpu']}), torch {environment['torch']}"
         + (f", CUDA {environment['cuda']}" if environment.get("cuda") else "")
         + (f", driver {environment['driver']}" if environment.get("driver") else ""))
