@@ -301,6 +301,16 @@ class Frontier_sep_3592(Frontier):
     stem, width, out, depthwise = 8, 24, 16, True
 
 
+class Frontier_sep_3294(Frontier):
+    """Frontier_sep_3592 with 22 channels on the small map, not 24: 3,294 parameters."""
+    stem, width, out, depthwise = 8, 22, 16, True
+
+
+class Frontier_sep_3012(Frontier):
+    """Frontier_sep_3592 with 20 channels on the small map, not 24: 3,012 parameters."""
+    stem, width, out, depthwise = 8, 20, 16, True
+
+
 class Frontier_sep_2516(Frontier):
     """6 channels at full resolution, 20 on the small map (depthwise-separable), 12 into the
     classifier. 2,516 parameters."""
@@ -348,6 +358,12 @@ class Frontier_shared_2800(FrontierShared):
     """Frontier_sep_3592's widths (8 / 24 / 16) with its third small conv tied to its second:
     2,800 parameters."""
     stem, width, out = 8, 24, 16
+
+
+class Frontier_shared_2996(FrontierShared):
+    """Frontier_shared_2800 with 26 channels on the small map, not 24: 2,996 parameters,
+    about Frontier_sep_3012's size with one conv's weights tied instead of fewer channels."""
+    stem, width, out = 8, 26, 16
 
 
 class Frontier_shared_2544(FrontierShared):
@@ -417,10 +433,12 @@ MODELS = {cls.__name__: cls for cls in (Model_1, Model_2, Model_3)}
 CANDIDATES = {cls.__name__: cls for cls in (Model_3_maxpool, Model_3_stride2, Model_3_one_5x5,
                                             Model_3_shared_conv, Model_3_dw_head, Model_3_maxavg_head,
                                             Model_3_separable)}
-FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Frontier_sep_2516,
+FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Frontier_sep_3294,
+                                          Frontier_sep_3012, Frontier_sep_2516,
                                           Frontier_sep_1680, Frontier_sep_931, Woolly_3762,
                                           Frontier_shared_1936, Frontier_shared_977, Frontier_stem8_1928,
                                           Frontier_deep_1976, Frontier_map14_1936,
-                                          Frontier_shared_2800, Frontier_shared_2544)}
+                                          Frontier_shared_2800, Frontier_shared_2544,
+                                          Frontier_shared_2996)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
