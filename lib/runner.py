@@ -417,8 +417,9 @@ def report_progress(study, rows, to_go, jobs, started, trial):
 def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=False):
     """Enqueue what is missing, run `jobs` workers here (the storage URL in their environment,
     STUDY_STORAGE, not on their command line), export. Exit status 1 if a run failed; LOST
-    (StorageLost) if the storage went away."""
+    (StorageLost) if the storage went away. No worker starts where no run waits or runs."""
     import optuna
+    from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url, heartbeat)
@@ -426,20 +427,21 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
         study_name=study.name, storage=storage, direction="maximize", load_if_exists=True))
     carry_back(study, storage_study)
     done, failed, enqueued, skipped = enqueue_missing(study, storage_study, retry_failed, rerun_stale)
+    pending = {TrialState.WAITING, TrialState.RUNNING} & {t.state for t in storage_study.get_trials(deepcopy=False)}
     cores = os.cpu_count() or 1
     threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, cores // jobs))  # yours, if set
     print(f"[{study.name}] {len(study.variants)} variants x {len(study.seeds)} seeds = "
           f"{len(study.grid())} runs of {shown(study.notebook)}: {done} recorded, "
           f"{failed} failed, {enqueued} enqueued now" + (f", {skipped} not needed (stopped early)"
                                                         if skipped else "")
-          + f"; {jobs} worker(s) x {threads} thread(s); "
+          + (f"; {jobs} worker(s) x {threads} thread(s); " if pending else "; nothing to run; ")
           + "".join(f"{k}={v}; " for k, v in study.environment.items())
           + f"storage {safe(url)}", flush=True)
     env = {**os.environ, **study.environment, "OMP_NUM_THREADS": str(threads), "STUDY_STORAGE": url}
     cmd = [sys.executable, "-m", "lib.study", "work", str(study.path),
            "--jobs", str(jobs), "--heartbeat", str(heartbeat)] + (
                ["--max-runs", str(max_runs)] if max_runs else [])
-    workers = [subprocess.Popen(cmd, cwd=REPO, env=env) for _ in range(jobs)]
+    workers = [subprocess.Popen(cmd, cwd=REPO, env=env) for _ in range(jobs if pending else 0)]
     try:
         codes = [w.wait() for w in workers]
     except KeyboardInterrupt:
