@@ -301,7 +301,7 @@ def recipe_analysis(ev, claims):
                 out.append(f"Claim '{variant} is {claim} than {study.baseline}': "
                            + ("the record agrees." if verdict in agree[claim] else f"the record says {verdict}."))
         n = int((table.drop(study.baseline).paired_seeds >= 2).sum())
-        out.append(f"{n} variants compared with {study.baseline}: were none of them different, at least one "
+        out.append(f"{n} variant{'s' * (n != 1)} compared with {study.baseline}: were none of them different, at least one "
                    f"interval would still exclude zero with probability 1 − 0.95^{n} ≈ {100 * (1 - 0.95 ** n):.0f} %.")
     if sum(ev.missing.values()):
         out.append(f"Not complete: {', '.join(f'{v} ({n} seeds missing)' for v, n in ev.missing.items() if n)}; "

@@ -83,8 +83,8 @@ def result(m):
                                                          f"(mean {r['mean']:.2f} %)" for r in confirmed)
                    if confirmed else "")
                 + ("; a recipe per size, tuning seeds: " + ", ".join(
-                    f"{r['model']} ({r['params']:,}, {r['variant']}) held on {r['held']} of {r['runs']} "
-                    f"(mean {r['mean']:.2f} %)" for r in sorted(m["tuned"], key=lambda r: r["params"]))
+                    f"{r['model']} ({r['params']:,}{'' if r['variant'] == r['model'] else ', ' + r['variant']}) "
+                    f"held on {r['held']} of {r['runs']} (mean {r['mean']:.2f} %)" for r in sorted(m["tuned"], key=lambda r: r["params"]))
                    if m.get("tuned") else ""))
     if "study" in m:
         return (f"study {m['study']}: {m['n_runs']} of {m['grid']} runs recorded"

@@ -58,7 +58,7 @@ def test_only_runs_of_todays_code_count_and_the_rest_is_named(recorded):
     text = evidence.recipe_analysis(ev, {"better": "worse", "base_missing": "worse"})
     assert "- better: within the noise — +0.110 points on 2 paired seeds" in text
     assert "- Claim 'better is worse than base': the record says within the noise." in text
-    assert "1 variants compared with base" in text and "gone (3 seeds missing)" in text
+    assert "1 variant compared with base" in text and "gone (3 seeds missing)" in text
     assert "1 runs are stale" in text
 
 

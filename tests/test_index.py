@@ -68,7 +68,9 @@ def test_a_frontier_row_names_the_smallest_size_every_seed_holds_and_the_report_
                          "Mid held on 10 of 10 (mean 99.47 %)")
     none = result({**m, "sizes": [row("Small", 931, 0, 8, 98.77)], "confirmed": []})
     assert none.endswith("every tuning seed holds 99.40 %: none") and "report seeds" not in none
-    tuned = result({**m, "tuned": [{**row("Tied", 1936, 2, 8, 99.31), "variant": "batch_64"}]})
+    tuned = result({**m, "tuned": [{**row("Tied", 1936, 2, 8, 99.31), "variant": "batch_64"},
+                                   {**row("Layout", 2800, 6, 8, 99.42), "variant": "Layout"}]})
     assert tuned.endswith("Mid held on 10 of 10 (mean 99.47 %); a recipe per size, tuning seeds: "
-                          "Tied (1,936, batch_64) held on 2 of 8 (mean 99.31 %)")
+                          "Tied (1,936, batch_64) held on 2 of 8 (mean 99.31 %), "
+                          "Layout (2,800) held on 6 of 8 (mean 99.42 %)")  # a layout: no variant
     assert "recipe per size" not in text
