@@ -317,6 +317,12 @@ class Frontier_sep_2516(Frontier):
     stem, width, out, depthwise = 6, 20, 12, True
 
 
+class Frontier_sep_2496(Frontier):
+    """Frontier_sep_2516's size with Frontier_sep_3592's 8 channels at full resolution: 16 on
+    the small map (depthwise-separable), 16 into the classifier. 2,496 parameters."""
+    stem, width, out, depthwise = 8, 16, 16, True
+
+
 class Frontier_sep_1680(Frontier):
     """4 channels at full resolution, 16 on the small map (depthwise-separable), 10 into the
     classifier. 1,680 parameters."""
@@ -434,7 +440,7 @@ CANDIDATES = {cls.__name__: cls for cls in (Model_3_maxpool, Model_3_stride2, Mo
                                             Model_3_shared_conv, Model_3_dw_head, Model_3_maxavg_head,
                                             Model_3_separable)}
 FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Frontier_sep_3294,
-                                          Frontier_sep_3012, Frontier_sep_2516,
+                                          Frontier_sep_3012, Frontier_sep_2516, Frontier_sep_2496,
                                           Frontier_sep_1680, Frontier_sep_931, Woolly_3762,
                                           Frontier_shared_1936, Frontier_shared_977, Frontier_stem8_1928,
                                           Frontier_deep_1976, Frontier_map14_1936,
