@@ -3,10 +3,11 @@
 It reads code, not prose: a docstring or a comment reworded makes no report and no recorded
 run stale; a change of code always does."""
 import ast
+import functools
 import hashlib
-import inspect
 import io
 import json
+import re
 import tokenize
 from pathlib import Path
 
@@ -34,51 +35,97 @@ def code_of(source):
     return "\n".join(line for line in kept if line)
 
 
-def lib_modules(source, seen=None):
-    """The lib modules a piece of Python source imports, and the ones they import, by name
-    (`from lib import plots`, `from lib.run import Run`, `import lib.x`, inside functions too)."""
-    seen = set() if seen is None else seen
-    for node in ast.walk(ast.parse(source)):
-        names = []
+def imports(tree):
+    """{local name: (lib module, its name, or None for the module itself)} of every
+    `from lib import x`, `from lib.x import y` and `import lib.x` in a syntax tree, inside
+    functions too."""
+    found = {}
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == "lib":
-            names = [a.name for a in node.names]
+            found.update({a.asname or a.name: (a.name, None) for a in node.names})
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lib."):
-            names = [node.module.split(".")[1]]
+            found.update({a.asname or a.name: (node.module.split(".")[1], a.name) for a in node.names})
         elif isinstance(node, ast.Import):
-            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("lib.")]
-        for name in names:
-            path = REPO / "lib" / f"{name}.py"
-            if name not in seen and path.exists():
-                seen.add(name)
-                lib_modules(path.read_text(), seen)
-    return seen
+            found.update({a.asname or "lib": (a.name.split(".")[1], None) if a.asname else ("", None)
+                          for a in node.names if a.name.startswith("lib.")})
+    return found
 
 
-def model_code(model):
-    """What of lib/models.py a model class runs, sorted by name: the class, its base classes,
-    the classes of its layers, and the module's functions any of them names (`conv`, ...),
-    and those that these name in turn. A new model in the module stales nothing else."""
-    from lib import models
+class Module:
+    """A piece of source read as code: its top-level functions and classes by name (each
+    with its decorators), its other top-level statements, and its lib imports."""
 
-    ours = lambda obj: getattr(obj, "__module__", None) == models.__name__
-    used = {*filter(ours, model.__mro__), *(type(m) for m in model().modules() if ours(type(m)))}
-    functions = {n: f for n, f in vars(models).items() if inspect.isfunction(f) and ours(f)}
-    todo = list(used)
+    def __init__(self, name, source):
+        self.name, tree, lines = name, ast.parse(source), source.splitlines()
+        self.defs, self.rest = {}, []
+        for node in tree.body:
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            text = code_of("\n".join(lines[first - 1:node.end_lineno]))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self.defs[node.name] = (node, text)
+            elif not (isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)):  # runs as a script only
+                self.rest.append((node, text))
+        self.imports = imports(tree)
+
+    def names(self, node):
+        """The (lib module, name) pairs a piece of this module's code names: its own functions
+        and classes, what it imports from lib, `module.name` of a lib module it imports; and
+        (lib module, None) for each module it imports (which runs its top-level code)."""
+        for n in ast.walk(node):
+            if isinstance(n, (ast.Import, ast.ImportFrom)):  # importing runs the module's top-level code
+                yield from {(module, None) for module, _ in imports(n).values() if module}
+            if isinstance(n, ast.Name) and n.id in self.defs:
+                yield self.name, n.id
+            elif isinstance(n, ast.Name) and n.id in self.imports and self.imports[n.id][0]:
+                yield self.imports[n.id]
+            elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name):
+                module, name = self.imports.get(n.value.id, (None, "?"))
+                if module and name is None:
+                    yield module, n.attr
+            elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Attribute) \
+                    and isinstance(n.value.value, ast.Name) and self.imports.get(n.value.value.id) == ("", None):
+                yield n.value.attr, n.attr  # lib.x.name after `import lib.x`
+
+
+@functools.cache
+def lib_module(name, source):
+    return Module(name, source)
+
+
+def lib_code(source, model=None):
+    """What of lib a piece of source (a notebook's code cells) runs: {module: [code]}, the
+    top-level code of every lib module it imports, the functions and classes it names, and
+    those that these name in turn, across modules. Of lib/models.py, where `model` names one
+    of its classes, that class and what it names (its base classes, its layers' classes, the
+    helpers they call), not the module's registry of every model: a model added stales nothing."""
+    todo, used = list(Module("", source).names(ast.parse(source))), {}
     while todo:
-        names = {n.id for n in ast.walk(ast.parse(inspect.getsource(todo.pop()))) if isinstance(n, ast.Name)}
-        for name in names & set(functions):
-            if functions[name] not in used:
-                used.add(functions[name])
-                todo.append(functions[name])
-    return sorted(used, key=lambda o: o.__qualname__)
+        module, name = todo.pop()
+        path = REPO / "lib" / f"{module}.py"
+        if not path.exists():
+            continue
+        m = lib_module(module, path.read_text())
+        if module not in used:
+            used[module] = {}
+            if module == "models" and model in m.defs:
+                todo.append((module, model))
+            else:
+                used[module][""] = "\n".join(text for _, text in m.rest)
+                todo += [ref for node, _ in m.rest for ref in m.names(node)]
+        if name in m.imports and name not in m.defs:  # a name it imports from another lib module
+            todo.append(m.imports[name])
+        elif name in m.defs and name not in used[module]:
+            node, used[module][name] = m.defs[name]
+            todo += m.names(node)
+    return {module: [parts[n] for n in sorted(parts)] for module, parts in sorted(used.items())}
 
 
 def inputs_key(notebook, params, keyed=("out_dir",), data=(), device=None, environment=None,
                writer=()):
     """sha256 over what a run of `notebook` with `params` depends on:
-    - the notebook's code cells (not its parameters cell) and every lib module they import,
-      and theirs, as code without prose (`code_of`); of lib/models.py only what the run's
-      model runs (`model_code`), so a model added stales nothing;
+    - the notebook's code cells (not its parameters cell) and the lib code they run
+      (`lib_code`: a function added, or one only another notebook calls, stales nothing; of
+      lib/models.py only what the run's model runs), as code without prose (`code_of`);
     - the parameters it runs with: the notebook's defaults, then `params`, except those in
       `keyed` (a study's row is keyed by its seed; out_dir only says where to write);
     - the pinned requirements; the bytes of the `data` files it reads (a missing one as such);
@@ -97,15 +144,9 @@ def inputs_key(notebook, params, keyed=("out_dir",), data=(), device=None, envir
     h = hashlib.sha256()
     for cell in cells:
         h.update(code_of(cell).encode() + b"\0")
-    for name in sorted(lib_modules("\n".join(code_of(c) for c in cells))):
-        if name == "models" and "model_name" in ran:
-            from lib.models import MODELS
-            if ran["model_name"] in MODELS:
-                for obj in model_code(MODELS[ran["model_name"]]):
-                    h.update(code_of(inspect.getsource(obj)).encode())
-                continue
-        path = REPO / "lib" / f"{name}.py"
-        h.update(path.name.encode() + b"\0" + code_of(path.read_text()).encode())
+    python = [re.sub(r"(?m)^\s*[%!].*$", "", code_of(c)) for c in cells]  # IPython's magics and shell lines
+    for module, parts in lib_code("\n".join(python), ran.get("model_name")).items():
+        h.update(f"{module}.py".encode() + b"\0" + "\n".join(parts).encode())
     h.update(b"requirements.txt\0" + (REPO / "requirements.txt").read_bytes())
     h.update(json.dumps(ran, sort_keys=True).encode())
     for path in map(Path, [*data, *writer]):

@@ -6,8 +6,7 @@ import textwrap
 import pytest
 from conftest import REPO
 
-from lib import models
-from lib.inputs import code_of, model_code
+from lib.inputs import code_of
 
 SOURCE = textwrap.dedent('''
     class Net:
@@ -37,19 +36,34 @@ def test_source_that_does_not_parse_is_kept_whole():
     assert code_of("%time x = 1  # magic") == "%time x = 1  # magic"
 
 
-def test_a_model_hashes_the_helpers_it_calls():
-    names = [o.__qualname__ for o in model_code(models.Frontier_sep_931)]
-    assert {"Frontier", "Frontier_sep_931", "BlurPool", "conv", "dw_separable"} <= set(names)
-    assert "separable" not in names  # named by no class it runs
-    assert [o.__qualname__ for o in model_code(models.Model_1)] == ["Model_1", "conv"]
+def test_a_model_hashes_the_classes_and_helpers_it_names():
+    import re
+    from lib.inputs import lib_code
+    names = lambda model: {name for part in lib_code("from lib.models import MODELS", model)["models"]
+                           for name in re.findall(r"^(?:class|def) (\w+)", part, re.M)}
+    assert {"Frontier", "Frontier_sep_931", "BlurPool", "conv", "dw_separable"} <= names("Frontier_sep_931")
+    assert "separable" not in names("Frontier_sep_931")  # named by no class it runs
+    assert names("Model_1") == {"Model_1", "conv"}
+    assert "Model_1" in names(None) and "Frontier_sep_931" in names(None)  # no model: every one
 
 
-def test_a_run_depends_on_the_lib_modules_its_notebook_imports_and_theirs():
-    from lib.inputs import lib_modules
-    assert lib_modules("from lib import plots") == {"plots", "data", "train", "models", "paths"}
-    assert lib_modules("import os\nfrom lib.summary import show") == {"summary"}
-    assert "study" not in lib_modules((REPO / "notebooks/03_final.py").read_text())
-    assert {"study", "compare"} <= lib_modules((REPO / "notebooks/05_recipe.py").read_text())
+def test_a_run_depends_on_the_lib_code_it_names_and_what_that_names_in_turn():
+    from lib.inputs import lib_code
+    used = lambda source: {m: len(parts) for m, parts in lib_code(source).items()}
+    assert used("import os\nfrom lib.paths import REPO") == {"paths": 1}  # the module's top-level code
+    shown = lib_code("from lib.summary import show\nshow(None, 'x')")["summary"]
+    assert any("def show(" in p for p in shown) and any("def layer_table(" in p for p in shown)
+    drawn = lib_code("from lib.plots import curves\ncurves([])")["plots"]
+    assert any("def curves(" in p for p in drawn) and not any("def frontier(" in p for p in drawn)
+    # followed across modules, through a name imported, a module's attribute and `import lib.x`
+    assert "train" in lib_code("from lib import plots\nplots.rotation_check(None, 7)")
+    assert "plots" not in lib_code("from lib import run")
+    assert lib_code("import lib.paths\nlib.paths.REPO") == lib_code("from lib import paths\npaths.REPO")
+    block3 = (REPO / "notebooks/03_final.py").read_text()
+    assert "study" not in lib_code(block3) and "runner" not in lib_code(block3)
+    assert {"study", "compare"} <= set(lib_code((REPO / "notebooks/05_recipe.py").read_text()))
+    # the study's command line (run as a script only) puts no runner in a report's key
+    assert "runner" not in lib_code((REPO / "notebooks/06_frontier.py").read_text())
 
 
 @pytest.fixture
@@ -81,9 +95,28 @@ def test_one_key_for_reports_and_rows_covers_every_module_the_run_imports(checko
     assert inputs_key(nb, {"out_dir": "elsewhere", "seed": 3}) == report
     summary = checkout / "lib/summary.py"  # shapes n_params and macs
     edit(summary, '"""', '"""Reworded. ')
+    edit(summary, "def ", "def unused():\n    return 1\n\n\ndef ")  # a function it never calls
     assert (key(keyed=("seed", "out_dir")), key()) == (row, report)
-    edit(summary, "def ", "def unused():\n    return 1\n\n\ndef ")
+    edit(summary, "def count_params(model):", "def count_params(model):\n    model = model")
     assert key(keyed=("seed", "out_dir")) != row and key() != report
+
+
+@pytest.mark.parametrize("path, old, new, stales", [
+    ("lib/plots.py", "def show(", "def unused():\n    return 1\n\n\ndef show(", False),
+    ("lib/plots.py", "def frontier(df, table", "def frontier(df, table, unused=1", False),  # 06's, not 03's
+    ("lib/plots.py", "def curves(history, label=None):", "def curves(history, label=None):\n    label = label", True),
+    ("lib/study.py", "def load(", "def unused():\n    return 1\n\n\ndef load(", False),
+    ("lib/train.py", "import math\n", "import math\nUNUSED = 1\n", True),  # top-level code runs on import
+    ("lib/data.py", "MEAN, STD = 0.1307", "MEAN, STD = 0.1308", True),  # a constant it reads
+])
+def test_block_3_is_stale_exactly_when_code_it_runs_changes(checkout, path, old, new, stales):
+    """Not every line of a module it imports: a function added or changed that the run never
+    calls stales no run (another notebook's plot, a study's command line)."""
+    from lib.inputs import inputs_key
+    nb = checkout / "notebooks/03_final.py"
+    before = inputs_key(nb, {})
+    edit(checkout / path, old, new)
+    assert (inputs_key(nb, {}) != before) == stales
 
 
 def test_a_new_model_stales_no_run_of_another(checkout):
