@@ -163,18 +163,24 @@ def study_points(df, table, baseline, line=99.4):
               f"dotted line, {line:.2f} % dashed")
 
 
-def frontier(df, table, published=None, line=99.4):
+def frontier(df, table, published=None, tuned=None, line=99.4):
     """Accuracy against size: every run's worst last-5 epoch (a dot per seed), each size's
     mean with its 95 % interval, the `line`; left against parameters, right against MACs
     per image (both log scale). `published`: one-run figures from elsewhere (params, macs,
-    accuracy, label), drawn as open marks: a best epoch, not a worst of five."""
+    accuracy, label), drawn as open marks: a best epoch, not a worst of five. `tuned`: a
+    size table of recipes made for a size (each size's best configuration), a second curve."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     sizes = table.set_index("model")
+    interval = lambda t: [t["mean"] - t.ci_low, t.ci_high - t["mean"]]
     for ax, x, label in ((axes[0], "params", "trainable parameters"), (axes[1], "macs", "multiply-accumulates per image")):
         ax.scatter(df[x if x == "macs" else "n_params"], df.min_last5, s=14, color="steelblue", alpha=0.6,
                    label="one run (seed): worst of its last 5 epochs", zorder=2)
-        ax.errorbar(sizes[x], sizes["mean"], yerr=[sizes["mean"] - sizes.ci_low, sizes.ci_high - sizes["mean"]],
-                    fmt="D", color="black", ms=5, capsize=3, zorder=3, label="mean over seeds, 95 % interval")
+        ax.errorbar(sizes[x], sizes["mean"], yerr=interval(sizes), fmt="D", color="black", ms=5,
+                    capsize=3, zorder=3, label="block 3's recipe at every size: mean over seeds, 95 % interval")
+        if tuned is not None and len(tuned):
+            t = tuned.sort_values("params")
+            ax.errorbar(t[x], t["mean"], yerr=interval(t), fmt="o", color="seagreen", ms=6, capsize=3, zorder=4,
+                        label="a recipe for the size: the best of its configurations (flattered by the pick)")
         if published is not None and len(published):
             ax.scatter(published[x], published.accuracy, marker="s", facecolors="none", edgecolors="darkorange",
                        s=40, zorder=4, label="published: one run, its own epochs (not a worst of 5)")
@@ -192,4 +198,6 @@ def frontier(df, table, published=None, line=99.4):
               f"MACs per image (right), log scale, for {len(sizes)} sizes from {sizes.params.min():,} to "
               f"{sizes.params.max():,} parameters, with each size's mean and 95 % interval and the "
               f"{line:.2f} % line; sizes whose every run holds it: "
-              + (", ".join(f"{p:,}" for p in held.params) or "none"))
+              + (", ".join(f"{p:,}" for p in held.params) or "none")
+              + ("" if tuned is None or not len(tuned) else "; with a recipe made for the size: "
+                 + ", ".join(f"{r.params:,} mean {r['mean']:.3f} %" for _, r in tuned.sort_values("params").iterrows())))

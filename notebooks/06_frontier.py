@@ -96,11 +96,13 @@ evidence.definition(ev)
 # ## Result
 # Every run's worst epoch of its last 5 (a dot per seed), each size's mean with its 95 %
 # interval, the 99.40 % line; against parameters (left) and multiply-accumulates per image
-# (right). The open squares are published figures, each one run and its own best epoch — not
-# comparable with a worst of five, drawn for where they stand.
+# (right). The black curve is block 3's recipe at every size; the green circles are the
+# recipes made for a size (each recipe study's best configuration on the tuning seeds; see
+# "A recipe for each size" below). The open squares are published figures, each one run and
+# its own best epoch — not comparable with a worst of five, drawn for where they stand.
 
 # %%
-plots.frontier(ev.df, table, published) if table is not None else ev.nothing
+plots.frontier(ev.df, table, published, tuned) if table is not None else ev.nothing
 
 # %% [markdown]
 # Per size (smallest first): runs, how many hold 99.40 % in each of the last 5 epochs, the
