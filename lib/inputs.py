@@ -106,12 +106,12 @@ def lib_code(source, model=None):
             continue
         m = lib_module(module, path.read_text())
         if module not in used:
-            used[module] = {}
-            if module == "models" and model in m.defs:
+            used[module], rest = {}, m.rest
+            if module == "models" and model in m.defs:  # not the registries that name every model
                 todo.append((module, model))
-            else:
-                used[module][""] = "\n".join(text for _, text in m.rest)
-                todo += [ref for node, _ in m.rest for ref in m.names(node)]
+                rest = [(node, text) for node, text in rest if not any(r[0] == module for r in m.names(node))]
+            used[module][""] = "\n".join(text for _, text in rest)
+            todo += [ref for node, _ in rest for ref in m.names(node)]
         if name in m.imports and name not in m.defs:  # a name it imports from another lib module
             todo.append(m.imports[name])
         elif name in m.defs and name not in used[module]:

@@ -108,6 +108,9 @@ def test_one_key_for_reports_and_rows_covers_every_module_the_run_imports(checko
     ("lib/study.py", "def load(", "def unused():\n    return 1\n\n\ndef load(", False),
     ("lib/train.py", "import math\n", "import math\nUNUSED = 1\n", True),  # top-level code runs on import
     ("lib/data.py", "MEAN, STD = 0.1307", "MEAN, STD = 0.1308", True),  # a constant it reads
+    ("lib/models.py", "import torch\n", "import torch\nWIDTH = 1\n", True),  # the models' top-level code
+    ("lib/models.py", "FRONTIER = {cls.__name__: cls for cls in (", "FRONTIER = {cls.__name__: cls for cls in (Model_1, ",
+     False),  # a model added to a registry
 ])
 def test_block_3_is_stale_exactly_when_code_it_runs_changes(checkout, path, old, new, stales):
     """Not every line of a module it imports: a function added or changed that the run never
