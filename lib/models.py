@@ -408,6 +408,34 @@ class Frontier_map14_1936(Frontier_shared_1936):
         self.block1[0][0].padding, self.block1[1][0].padding = (2, 2), (1, 1)  # 6x28x28 RF 5, 7
 
 
+class FrontierOneStem(Frontier):
+    """A `Frontier` (depthwise-separable small map) that sees the digit at full resolution once:
+    the 5x5 conv alone, without the 3x3 conv after it (c1^2 9 + 2 c1 parameters: 592 of
+    Frontier_sep_3592's 3,592). The pool turns 24x24 into 12x12, and the four small convs end
+    on a 4x4 map instead of 3x3: RF 30, as Model_3. At 7,944 parameters one full-resolution
+    conv did as well as two (Model_3_one_5x5, studies/recipe.toml)."""
+    depthwise = True
+
+    def __init__(self, dropout=0.0):
+        super().__init__(dropout)
+        self.block1 = self.block1[:1]             # c1x24x24  RF 5; pool c1x12x12  RF 6, 8
+
+
+class Frontier_one_3000(FrontierOneStem):
+    """Frontier_sep_3592's widths (8 / 24 / 16) with one full-resolution conv: 3,000 parameters."""
+    stem, width, out = 8, 24, 16
+
+
+class Frontier_one_2702(FrontierOneStem):
+    """Frontier_sep_3294's widths (8 / 22 / 16) with one full-resolution conv: 2,702 parameters."""
+    stem, width, out = 8, 22, 16
+
+
+class Frontier_one_2420(FrontierOneStem):
+    """Frontier_sep_3012's widths (8 / 20 / 16) with one full-resolution conv: 2,420 parameters."""
+    stem, width, out = 8, 20, 16
+
+
 class Woolly_3762(nn.Module):
     """The 3,762-parameter layout of a course repo (adilsammar/woolly-of-cv, MNIST, "3762"):
     three blocks of three padded 3x3 convs, 4-4-4 at 28x28, max-pool, 8-8-8 at 14x14,
@@ -445,6 +473,7 @@ FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Fron
                                           Frontier_shared_1936, Frontier_shared_977, Frontier_stem8_1928,
                                           Frontier_deep_1976, Frontier_map14_1936,
                                           Frontier_shared_2800, Frontier_shared_2544,
-                                          Frontier_shared_2996)}
+                                          Frontier_shared_2996, Frontier_one_3000, Frontier_one_2702,
+                                          Frontier_one_2420)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
