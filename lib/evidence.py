@@ -417,16 +417,19 @@ def recipes(names):
 
 
 def tuned_sizes(found):
-    """Per recipe study (`recipes`), its best configuration on the tuning seeds: the variant of
-    the highest mean among those that ran every seed, as a `compare.size_table` row beside its
-    study and how many configurations it tried; None where no study has one."""
+    """Per recipe study (`recipes`) and per size in it, its best configuration on the tuning
+    seeds: of the variants of that size that ran every seed, the one of the highest mean, as a
+    `compare.size_table` row beside its study and how many configurations of that size the
+    study tried; None where no study has one."""
     rows = []
     for name, ev in found.items():
         table = sizes(ev)
-        full = None if table is None else table[table.runs == len(ev.study.seeds)]
-        if full is not None and len(full):
-            rows.append(full.loc[[full["mean"].idxmax()]].assign(
-                study=name, baseline=ev.study.baseline, configurations=len(ev.study.variants)))
+        if table is None:
+            continue
+        tried = table.groupby("params").size()
+        for params, size in table[table.runs == len(ev.study.seeds)].groupby("params"):
+            rows.append(size.loc[[size["mean"].idxmax()]].assign(
+                study=name, baseline=ev.study.baseline, configurations=tried[params]))
     return pd.concat(rows).sort_values("params") if rows else None
 
 
@@ -451,8 +454,8 @@ def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
     """What a recipe made for a size bought, per size with one (`tuned_sizes`): its best
     configuration against the study's baseline (block 3's recipe on the same layout, or on
     another layout where the best is a layout of its own), and the layout with block 3's
-    recipe against the fixed-recipe curve's sizes just below and above it (`table`), each
-    paired by seed;
+    recipe (the baseline, or the variant itself where it changes only the model) against the
+    fixed-recipe curve's sizes just below and above it (`table`), each paired by seed;
     the best mean at each of `aims` ((parameters, mean) pairs) on either curve."""
     if tuned is None:
         return lines(["No recipe per size has run every tuning seed yet."])
@@ -460,21 +463,25 @@ def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
     by_seed = lambda e, v: e.df[e.df.variant == v].set_index("seed").min_last5
     for variant, r in tuned.iterrows():
         found = of(r.study)
-        out.append(f"{r.model} ({r.params:,} parameters, {r.study}): the best of {r.configurations} "
-                   f"configurations on the tuning seeds is {variant}, held {r.held} of {r.runs}, mean "
-                   f"{r['mean']:.3f} %, worst seed {r.worst:.2f} %.")
+        recipe = lambda v: {k: x for k, x in found.study.variants[v].items() if k != "model_name"}
+        same = found.df[found.df.variant == r.baseline].model.eq(r.model).all()
+        layout = r.baseline if same else variant if recipe(variant) == recipe(r.baseline) else None
+        out.append(f"{r.model} ({r.params:,} parameters, {r.study}): " + (
+            f"the best of {r.configurations} configurations on the tuning seeds is {variant}"
+            if r.configurations > 1 else f"one configuration on the tuning seeds, {variant}")
+            + f", held {r.held} of {r.runs}, mean {r['mean']:.3f} %, worst seed {r.worst:.2f} %.")
         if variant != r.baseline:
             p = paired(by_seed(found, r.baseline), by_seed(found, variant))
-            same = found.df[found.df.variant == r.baseline].model.eq(r.model).all()
             out.append(("Against block 3's recipe on the same layout" if same else
                         "Against the study's baseline, another layout with block 3's recipe") + f" ({r.baseline}): "
-                       + (said(p) if p else "too few paired seeds") + "; picked as the best of "
-                       f"{r.configurations}, so the interval flatters it.")
-        near = [] if table is None else [t for t in (table[table.params <= r.params].tail(1),
-                                                      table[table.params > r.params].head(1)) if len(t)]
+                       + (said(p) if p else "too few paired seeds") + (
+                           f"; picked as the best of {r.configurations}, so the interval flatters it."
+                           if r.configurations > 1 else "."))
+        near = [] if table is None or layout is None else [
+            t for t in (table[table.params <= r.params].tail(1), table[table.params > r.params].head(1)) if len(t)]
         for t in near:
-            p = paired(by_seed(ev, t.index[0]), by_seed(found, r.baseline))
-            out.append(f"The layout with block 3's recipe ({r.baseline}) against the fixed recipe's size "
+            p = paired(by_seed(ev, t.index[0]), by_seed(found, layout))
+            out.append(f"The layout with block 3's recipe ({layout}) against the fixed recipe's size "
                        f"{'below' if t.params.iloc[0] <= r.params else 'above'} it, {t.model.iloc[0]} "
                        f"({t.params.iloc[0]:,}): " + (said(p) if p else "no paired seeds") + ".")
     both = pd.concat([t for t in (table, tuned) if t is not None], ignore_index=True)

@@ -8,7 +8,7 @@ import pytest
 
 from lib import evidence
 from lib.study import inputs_hash, load
-from test_study import tiny_study
+from test_study import TINY, tiny_study
 
 
 def history(worst, final=None):
@@ -18,25 +18,27 @@ def history(worst, final=None):
             for e, a in enumerate(accs, 1)]
 
 
+def write_rows(study, values, extra=None):
+    """The study's results file: a complete row per (variant, seed) -> min_last5 of `values`,
+    fields of `extra[(variant, seed)]` over the defaults."""
+    rows = []
+    for (variant, seed), value in values.items():
+        row = {"variant": variant, "seed": seed, "status": "complete", "min_last5": value,
+               "params": study.variants[variant], "inputs_sha256": inputs_hash(study, study.variants[variant]),
+               "git_commit": "abcdef1234567", "git_dirty": False, "device": "cpu (x)", "cpu_threads": 1,
+               "torch_compile": False, "seconds": 10.0, "model": f"M_{variant}", "n_params": 100, "macs": 1000}
+        row.update((extra or {}).get((variant, seed), {}))
+        rows.append(row)
+    study.results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return study.path
+
+
 @pytest.fixture
 def recorded(tmp_path):
     """A study of three variants on seeds 1-3 and the rows it records."""
-    toml = tiny_study(tmp_path, {"base": "{}", "better": "{value = 99.5}", "gone": "{value = 98.0}"},
-                      seeds=(1, 2, 3))
-    study = load(toml)
-
-    def write(values, extra=None):
-        rows = []
-        for (variant, seed), value in values.items():
-            row = {"variant": variant, "seed": seed, "status": "complete", "min_last5": value,
-                   "params": study.variants[variant], "inputs_sha256": inputs_hash(study, study.variants[variant]),
-                   "git_commit": "abcdef1234567", "git_dirty": False, "device": "cpu (x)", "cpu_threads": 1,
-                   "torch_compile": False, "seconds": 10.0, "model": f"M_{variant}", "n_params": 100, "macs": 1000}
-            row.update((extra or {}).get((variant, seed), {}))
-            rows.append(row)
-        toml.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        return toml
-    return study, write
+    study = load(tiny_study(tmp_path, {"base": "{}", "better": "{value = 99.5}", "gone": "{value = 98.0}"},
+                            seeds=(1, 2, 3)))
+    return study, lambda values, extra=None: write_rows(study, values, extra)
 
 
 def test_only_runs_of_todays_code_count_and_the_rest_is_named(recorded):
@@ -157,7 +159,33 @@ def test_the_frontier_tables_and_analysis(recorded):
     assert "Configurations tried: 3 variants for 2 models" in text
 
 
-def test_a_recipe_per_size_is_its_best_full_variant_set_beside_the_fixed_recipe(recorded):
+def test_a_layout_of_its_own_stands_beside_the_fixed_recipe_itself(tmp_path):
+    """A variant that changes only the model is block 3's recipe on a layout of its own: that
+    layout, not the study's baseline, is paired with the fixed-recipe sizes around it."""
+    toml = tiny_study(tmp_path, {"base": "{}", "other": '{model_name = "Model_1"}',
+                                 "both": '{model_name = "Model_1", value = 99.5}'}, seeds=(1, 2, 3))
+    (tmp_path / "tiny.py").write_text(TINY.replace("value = 99.0", 'value = 99.0\nmodel_name = "Model_3"'))
+    study = load(toml)
+    small, big = {"n_params": 900, "model": "Small_900"}, {"n_params": 3000, "model": "Big_3000"}
+    values = {("base", s): 99.30 + s / 100 for s in (1, 2, 3)}
+    values.update({("other", s): 99.40 for s in (1, 2, 3)})
+    values.update({("both", s): 99.35 for s in (1, 2, 3)})
+    write_rows(study, values, {k: small if k[0] == "base" else big for k in values})
+    ev = evidence.of(toml)
+    tuned = evidence.tuned_sizes(evidence.recipes(str(toml)))
+    assert tuned.index.tolist() == ["base", "other"] and tuned.configurations.tolist() == [1, 2]
+    text = evidence.tuned_analysis(ev, evidence.sizes(ev), tuned)
+    assert "Big_3000 (3,000 parameters, " in text and "the best of 2 configurations on the tuning seeds is other" in text
+    assert "Against the study's baseline, another layout with block 3's recipe (base): +0.080 points" in text
+    assert "The layout with block 3's recipe (other) against the fixed recipe's size below it" in text
+    assert text.count("The layout with block 3's recipe") == 3  # base: below and above; other: below
+    # where the best of a size changes the recipe as well as the model, no layout is set beside the curve
+    text = evidence.tuned_analysis(ev, evidence.sizes(ev), tuned.rename(index={"other": "both"}))
+    assert "the best of 2 configurations on the tuning seeds is both" in text
+    assert text.count("The layout with block 3's recipe") == 2
+
+
+def test_a_recipe_per_size_is_the_best_full_variant_of_each_size_beside_the_fixed_recipe(recorded):
     study, write = recorded
     values = {("base", s): round(99.30 + s / 100, 2) for s in (1, 2, 3)}
     values.update({("better", s): round(99.40 + s / 100, 2) for s in (1, 2, 3)})
@@ -167,12 +195,13 @@ def test_a_recipe_per_size_is_its_best_full_variant_set_beside_the_fixed_recipe(
     found = evidence.recipes(f" {toml} , ")
     assert list(found) == [str(toml)] and evidence.recipes("") == {}
     tuned = evidence.tuned_sizes(found)
-    assert tuned.index.tolist() == ["better"] and tuned.configurations.tolist() == [3]
+    assert tuned.index.tolist() == ["better", "gone"] and tuned.configurations.tolist() == [2, 1]  # per size
     assert tuned.loc["better", "mean"] == pytest.approx(99.42)
     assert evidence.recipes_shown(found).index.get_level_values("study").unique().tolist() == [str(toml)]
     assert "- better: better — +0.100 points on 3 paired seeds" in evidence.recipes_analysis(found)
     text = evidence.tuned_analysis(evidence.of(toml), evidence.sizes(evidence.of(toml)), tuned)
-    assert "Small_900 (900 parameters, " in text and "the best of 3 configurations on the tuning seeds is better, held 3 of 3" in text
+    assert "Small_900 (900 parameters, " in text and "the best of 2 configurations on the tuning seeds is better, held 3 of 3" in text
+    assert "Big_3000 (3,000 parameters, " in text and "one configuration on the tuning seeds, gone, held 0 of 3" in text
     assert "Against block 3's recipe on the same layout (base): +0.100 points on 3 paired seeds" in text
     assert "size above it, Big_3000 (3,000): +0.070 points on 3 paired seeds" in text  # base minus gone, paired
     assert "size below it, Small_900 (900)" in text  # the same study stands in for the fixed-recipe curve
