@@ -53,7 +53,8 @@
 # for the size** is the next question: each recipe study (`studies/frontier_2k.toml`, ...)
 # runs one small layout with block 3's recipe and with one change each on the same tuning
 # seeds, and other layouts of about the same size with block 3's recipe (a variant's
-# `model_name`); its best configuration is set beside the fixed-recipe curve. Aims there: 10 of 10
+# `model_name`); the best configuration of each size it tried is set beside the fixed-recipe
+# curve. Aims there: 10 of 10
 # report seeds holding 99.40 % at ≤ 2,000 parameters; a mean ≥ 99.30 % at ≤ 1,700 and
 # ≥ 99.0 % at ≤ 1,000.
 
@@ -61,7 +62,7 @@
 study = "frontier"  # studies/<study>.toml and its results studies/<study>.jsonl (or a .toml path)
 confirm_study = "frontier_confirm"  # the deciding sizes on the report seeds 1-10 (a name or a .toml path; "" for none)
 float_path_study = "frontier_avx2"  # the same seeds on another float path (a name or a .toml path; "" for none)
-recipe_studies = "frontier_3k,frontier_2600,frontier_2k,frontier_1k"  # studies of a recipe per size, comma-separated (names or .toml paths; "" for none)
+recipe_studies = "frontier_3k,frontier_stem,frontier_2600,frontier_2k,frontier_1k"  # studies of a recipe per size, comma-separated (names or .toml paths; "" for none)
 out_dir = "reports"
 
 # %%
@@ -97,7 +98,7 @@ evidence.definition(ev)
 # Every run's worst epoch of its last 5 (a dot per seed), each size's mean with its 95 %
 # interval, the 99.40 % line; against parameters (left) and multiply-accumulates per image
 # (right). The black curve is block 3's recipe at every size; the green circles are the
-# recipes made for a size (each recipe study's best configuration on the tuning seeds; see
+# recipes made for a size (each recipe study's best configuration of a size on the tuning seeds; see
 # "A recipe for each size" below). The open squares are published figures, each one run and
 # its own best epoch — not comparable with a worst of five, drawn for where they stand.
 
