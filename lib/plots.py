@@ -168,7 +168,7 @@ def frontier(df, table, published=None, tuned=None, line=99.4):
     mean with its 95 % interval, the `line`; left against parameters, right against MACs
     per image (both log scale). `published`: one-run figures from elsewhere (params, macs,
     accuracy, label), drawn as open marks: a best epoch, not a worst of five. `tuned`: a
-    size table of recipes made for a size (each size's best configuration), a second curve."""
+    size table of recipes made for a size (`evidence.tuned_sizes`), a second curve."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     sizes = table.set_index("model")
     interval = lambda t: [t["mean"] - t.ci_low, t.ci_high - t["mean"]]
@@ -178,9 +178,9 @@ def frontier(df, table, published=None, tuned=None, line=99.4):
         ax.errorbar(sizes[x], sizes["mean"], yerr=interval(sizes), fmt="D", color="black", ms=5,
                     capsize=3, zorder=3, label="block 3's recipe at every size: mean over seeds, 95 % interval")
         if tuned is not None and len(tuned):
-            t = tuned.sort_values("params")
-            ax.errorbar(t[x], t["mean"], yerr=interval(t), fmt="o", color="seagreen", ms=6, capsize=3, zorder=4,
-                        label="a recipe for the size: the best of its configurations (flattered by the pick)")
+            ax.errorbar(tuned[x], tuned["mean"], yerr=interval(tuned), fmt="o", color="seagreen", ms=6, capsize=3,
+                        zorder=4, label="a recipe or layout made for the size: the best of its configurations "
+                                        "(flattered by the pick)")
         if published is not None and len(published):
             ax.scatter(published[x], published.accuracy, marker="s", facecolors="none", edgecolors="darkorange",
                        s=40, zorder=4, label="published: one run, its own epochs (not a worst of 5)")
@@ -199,5 +199,5 @@ def frontier(df, table, published=None, tuned=None, line=99.4):
               f"{sizes.params.max():,} parameters, with each size's mean and 95 % interval and the "
               f"{line:.2f} % line; sizes whose every run holds it: "
               + (", ".join(f"{p:,}" for p in held.params) or "none")
-              + ("" if tuned is None or not len(tuned) else "; with a recipe made for the size: "
-                 + ", ".join(f"{r.params:,} mean {r['mean']:.3f} %" for _, r in tuned.sort_values("params").iterrows())))
+              + ("" if tuned is None or not len(tuned) else "; with a recipe or layout made for the size: "
+                 + ", ".join(f"{r.params:,} mean {r['mean']:.3f} %" for _, r in tuned.iterrows())))
