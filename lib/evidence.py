@@ -455,8 +455,9 @@ def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
     configuration against the study's baseline (block 3's recipe on the same layout, or on
     another layout where the best is a layout of its own), and the layout with block 3's
     recipe (the baseline, or the variant itself where it changes only the model) against the
-    fixed-recipe curve's sizes just below and above it (`table`), each paired by seed;
-    the best mean at each of `aims` ((parameters, mean) pairs) on either curve."""
+    fixed-recipe curve's sizes just below and above it (`table`); where every seed held, the
+    configuration against the smallest larger size that holds with the fixed recipe; each
+    paired by seed; the best mean at each of `aims` ((parameters, mean) pairs) on either curve."""
     if tuned is None:
         return lines(["No recipe per size has run every tuning seed yet."])
     out = []
@@ -484,6 +485,12 @@ def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
             out.append(f"The layout with block 3's recipe ({layout}) against the fixed recipe's size "
                        f"{'below' if t.params.iloc[0] <= r.params else 'above'} it, {t.model.iloc[0]} "
                        f"({t.params.iloc[0]:,}): " + (said(p) if p else "no paired seeds") + ".")
+        holds = None if table is None else table[(table.held == table.runs) & (table.params > r.params)].head(1)
+        if r.held == r.runs and holds is not None and len(holds):
+            p = paired(by_seed(ev, holds.index[0]), by_seed(found, variant))
+            out.append(f"Every tuning seed held at {r.params:,} parameters. Against the smallest size that holds "
+                       f"with block 3's recipe, {holds.model.iloc[0]} ({holds.params.iloc[0]:,}): "
+                       + (said(p) if p else "no paired seeds") + ".")
     both = pd.concat([t for t in (table, tuned) if t is not None], ignore_index=True)
     for limit, aim in aims:
         at = both[both.params <= limit]

@@ -161,14 +161,15 @@ def test_the_frontier_tables_and_analysis(recorded):
 
 def test_a_layout_of_its_own_stands_beside_the_fixed_recipe_itself(tmp_path):
     """A variant that changes only the model is block 3's recipe on a layout of its own: that
-    layout, not the study's baseline, is paired with the fixed-recipe sizes around it."""
+    layout, not the study's baseline, is paired with the fixed-recipe sizes around it; one
+    that held on every seed is set against the smallest larger size that holds."""
     toml = tiny_study(tmp_path, {"base": "{}", "other": '{model_name = "Model_1"}',
                                  "both": '{model_name = "Model_1", value = 99.5}'}, seeds=(1, 2, 3))
     (tmp_path / "tiny.py").write_text(TINY.replace("value = 99.0", 'value = 99.0\nmodel_name = "Model_3"'))
     study = load(toml)
     small, big = {"n_params": 900, "model": "Small_900"}, {"n_params": 3000, "model": "Big_3000"}
-    values = {("base", s): 99.30 + s / 100 for s in (1, 2, 3)}
-    values.update({("other", s): 99.40 for s in (1, 2, 3)})
+    values = {("base", s): 99.40 + s / 100 for s in (1, 2, 3)}
+    values.update({("other", s): 99.45 for s in (1, 2, 3)})
     values.update({("both", s): 99.35 for s in (1, 2, 3)})
     write_rows(study, values, {k: small if k[0] == "base" else big for k in values})
     ev = evidence.of(toml)
@@ -176,9 +177,12 @@ def test_a_layout_of_its_own_stands_beside_the_fixed_recipe_itself(tmp_path):
     assert tuned.index.tolist() == ["base", "other"] and tuned.configurations.tolist() == [1, 2]
     text = evidence.tuned_analysis(ev, evidence.sizes(ev), tuned)
     assert "Big_3000 (3,000 parameters, " in text and "the best of 2 configurations on the tuning seeds is other" in text
-    assert "Against the study's baseline, another layout with block 3's recipe (base): +0.080 points" in text
+    assert "Against the study's baseline, another layout with block 3's recipe (base): +0.030 points" in text
     assert "The layout with block 3's recipe (other) against the fixed recipe's size below it" in text
     assert text.count("The layout with block 3's recipe") == 3  # base: below and above; other: below
+    assert ("Every tuning seed held at 900 parameters. Against the smallest size that holds with block 3's "
+            "recipe, Big_3000 (3,000): -0.030 points on 3 paired seeds") in text  # other: none larger holds
+    assert text.count("Every tuning seed held") == 1
     # where the best of a size changes the recipe as well as the model, no layout is set beside the curve
     text = evidence.tuned_analysis(ev, evidence.sizes(ev), tuned.rename(index={"other": "both"}))
     assert "the best of 2 configurations on the tuning seeds is both" in text
