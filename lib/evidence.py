@@ -460,10 +460,10 @@ def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
     paired by seed; the best mean at each of `aims` ((parameters, mean) pairs) on either curve."""
     if tuned is None:
         return lines(["No recipe per size has run every tuning seed yet."])
-    out = []
+    out, studies = [], {name: of(name) for name in tuned.study.unique()}  # a study's rows read once
     by_seed = lambda e, v: e.df[e.df.variant == v].set_index("seed").min_last5
     for variant, r in tuned.iterrows():
-        found = of(r.study)
+        found = studies[r.study]
         recipe = lambda v: {k: x for k, x in found.study.variants[v].items() if k != "model_name"}
         same = found.df[found.df.variant == r.baseline].model.eq(r.model).all()
         layout = r.baseline if same else variant if recipe(variant) == recipe(r.baseline) else None
