@@ -3,6 +3,7 @@
 import html
 import json
 import statistics
+from itertools import groupby
 from pathlib import Path
 
 import matplotlib
@@ -49,16 +50,10 @@ def missed(metrics):
 
 
 def seed_list(seeds):
-    """Seeds as a short text: runs of consecutive seeds as "first–last" ([1, ..., 10, 42] ->
-    "1–10, 42"), so a ten-seed study fits a table cell."""
-    parts, i = [], 0
-    while i < len(seeds):
-        j = i
-        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
-            j += 1
-        parts.append(f"{seeds[i]}–{seeds[j]}" if j - i >= 2 else ", ".join(map(str, seeds[i:j + 1])))
-        i = j + 1
-    return ", ".join(parts)
+    """Seeds as a short text, three or more consecutive ones as "first–last" ([1, ..., 10, 42]
+    -> "1–10, 42"), so a ten-seed study fits a table cell."""
+    runs = [[s for _, s in run] for _, run in groupby(enumerate(seeds), lambda p: p[1] - p[0])]
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) >= 3 else ", ".join(map(str, r)) for r in runs)
 
 
 def trained(metrics):
@@ -207,9 +202,10 @@ def subindexes(folder):
 
 def accuracy_figure(metrics, path):
     """Test accuracy per epoch of every notebook (and every seed) on one plot."""
+    metrics = trained(metrics)
     df = pd.DataFrame([dict(run=f"{stem} (seed {seed})" if "runs" in m else stem, **row)
-                       for stem, m in trained(metrics).items() for seed, h in runs_of(m) for row in h])
-    sizes = {m.get("test_size") for m in trained(metrics).values()}
+                       for stem, m in metrics.items() for seed, h in runs_of(m) for row in h])
+    sizes = {m.get("test_size") for m in metrics.values()}
     low = df.test_acc.min() - 0.1  # zoom on the top unless nothing gets there (a smoke run)
     ax = sns.lineplot(df, x="epoch", y="test_acc", hue="run", marker="o")
     ax.axhline(99.4, color="red", ls="--", lw=1)
