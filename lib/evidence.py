@@ -75,6 +75,10 @@ class Evidence:
         return self.df.pivot_table(index="variant", columns="seed", values="min_last5",
                                    observed=True).map(pct)
 
+    def by_seed(self, variant):
+        """A variant's worst last-5 epoch per seed (runs of today's code)."""
+        return self.df[self.df.variant == variant].set_index("seed").min_last5
+
     def stale_runs(self):
         if not len(self.stale):
             return Note("No stale runs.")
@@ -112,18 +116,21 @@ def optional(name, what):
     return found if len(found.df) else found.nothing
 
 
-def definition(ev):
-    """The study as a reader needs it: a line (its notebook, seeds, baseline, what is recorded),
-    then per variant its model, injected parameters (everything else is the notebook's
-    default), how many variants run that model (configurations tried) and its runs."""
+def defaults(study):
+    """{name: value} of the parameters cell of the study's notebook."""
     import jupytext
     from lib.pipeline import notebook_parameters, parse_value
+    return {n: parse_value(v) for n, v in notebook_parameters(jupytext.read(study.notebook)).items()}
 
+
+def definition(ev):
+    """Prints a line on the study; returns per variant its model, injected parameters, how many
+    variants run that model (configurations tried) and its complete runs."""
     study = ev.study
     print(f"{shown(study.path)}: notebook {shown(study.notebook)}, seeds {study.seeds}, baseline "
           f"{study.baseline}; {len(ev.df)} complete runs of today's code of {len(study.grid())} in the "
           f"grid, {len(ev.rows) - len(ev.df)} other rows recorded (stale, failed or of other parameters).")
-    default = parse_value(notebook_parameters(jupytext.read(study.notebook)).get("model_name", "None"))
+    default = defaults(study).get("model_name")
     model = {v: p.get("model_name", default) for v, p in study.variants.items()}
     runs = ev.table.runs if ev.table is not None else {}
     return pd.DataFrame({
@@ -134,17 +141,20 @@ def definition(ev):
         "complete runs": {v: int(runs.get(v, 0)) for v in model}})
 
 
+def cpus(df):
+    """Each run's CPU; "not recorded" where its row has none."""
+    return df.get("cpu", pd.Series(index=df.index, dtype=object)).fillna("not recorded")
+
+
 def provenance(df):
-    """Where each variant's runs ran: commits (and whether lib/ or notebooks/ had uncommitted
-    changes), whether `lib.rekey` carried them over a later change of code (from which variant
-    and commit), devices, CPUs (family, model, ATen's kernels), threads, compiling, seconds a run."""
+    """Per variant where its runs ran: commits (dirty or not), whether `lib.rekey` carried them
+    (from which variant and commit), devices, CPUs, threads, compiling, seconds a run."""
     if not len(df):
         return Note("No runs.")
     joined = lambda values: "; ".join(sorted(set(map(str, values))))
-    absent = pd.Series(index=df.index, dtype=object)
     carried = lambda r: f"from {r['variant']} at {r['from_commit'][:10]}" if isinstance(r, dict) else "no"
-    return df.assign(cpu=df.get("cpu", absent).fillna("not recorded"),
-                     rekeyed=df.get("rekeyed", absent).map(carried)).groupby("variant", observed=True).agg(
+    return df.assign(cpu=cpus(df), rekeyed=df.get("rekeyed", pd.Series(index=df.index, dtype=object)).map(
+        carried)).groupby("variant", observed=True).agg(
         commits=("git_commit", lambda c: ", ".join(sorted({x[:10] for x in c}))),
         rekeyed=("rekeyed", joined), dirty=("git_dirty", "any"), devices=("device", joined),
         cpus=("cpu", joined), threads=("cpu_threads", joined), compiled=("torch_compile", "all"),
@@ -205,11 +215,8 @@ def seed_analysis(table, mean_line=99.50):
 
 
 def baseline_runs(name, values):
-    """A study's current, complete runs of its baseline as {seed: row}, to set beside a
-    notebook that trains the same recipe another way (04_seeds). `values`: that notebook's
-    parameters; the rows count only where each one the study's notebook has too (seeds,
-    device and compiling aside: those are the other way) equals what the study ran.
-    Else a line saying why not."""
+    """The study's baseline runs of today's code, {seed: row}, where every parameter in `values`
+    that the study's notebook has (seeds, device, compiling aside) equals the study's; else why not."""
     import jupytext
     from lib.pipeline import notebook_parameters, parse_value
     from lib.study import FIXED
@@ -274,9 +281,8 @@ def candidates(name, seeds):
 
 # --- 05_recipe: variants against a baseline ------------------------------------------------------
 def recipe_analysis(ev, claims):
-    """The Analysis of a recipe study: the baseline; each variant's verdict with its paired
-    interval; each of `claims` ({variant: "worse" | "not better"}) against the record; the
-    chance of a spurious verdict among that many; what is missing or stale."""
+    """A recipe study's Analysis: each variant's paired verdict, `claims` ({variant: "worse" |
+    "not better"}) against the record, the chance of a spurious verdict, what is missing or stale."""
     study, table, out = ev.study, ev.table, []
     if table is None:
         out.append(ev.nothing)
@@ -343,17 +349,28 @@ def float_paths(first, second):
     both = pd.DataFrame({"first path %": pick(first), "second path %": pick(second)}).dropna()
     if both.empty:
         return Note("Nothing to compare: the two studies share no (model, seed).")
-    cpus = lambda ev: "; ".join(sorted(set(ev.df.get("cpu", pd.Series(index=ev.df.index, dtype=object))
-                                           .fillna("not recorded"))))
-    print(f"first path: {cpus(first)}; second path: {cpus(second)}")
+    where = lambda ev: "; ".join(sorted(set(cpus(ev.df))))
+    print(f"first path: {where(first)}; second path: {where(second)}")
     return both.assign(difference=both["second path %"] - both["first path %"]).round(3)
 
 
+def best_means(table, aims, where=""):
+    """Per (parameters, mean) of `aims`, a sentence: the best mean of `table` at that size or
+    below against the aim."""
+    out = []
+    for limit, aim in aims:
+        at = table[table.params <= limit]
+        best = at.loc[at["mean"].idxmax()] if len(at) else None
+        out.append(f"At ≤ {limit:,} parameters{where}: " + (
+            f"the best mean is {best['mean']:.3f} % ({best.model}, {best.params:,}): the aim of "
+            f"{aim:.1f} % is {'met' if best['mean'] >= aim else 'MISSED'}." if best is not None
+            else "no size measured."))
+    return out
+
+
 def frontier_analysis(ev, table, confirmed, both, hold_aim=4000, aims=((2000, 99.2), (1000, 99.0))):
-    """The Analysis of a frontier study: the sizes; which hold on every seed (and with a mean
-    margin); the best mean at each of `aims` ((parameters, mean) pairs); the course layout
-    against ours; the report seeds, against the aim of a network of ≤ `hold_aim` parameters
-    holding on all 10; the second float path; configurations tried."""
+    """A frontier study's Analysis: which sizes hold, the best mean at each of `aims`, the report
+    seeds against the aim of ≤ `hold_aim` parameters holding on all 10, the second float path."""
     if table is None:
         return lines([ev.nothing])
     out = []
@@ -366,22 +383,14 @@ def frontier_analysis(ev, table, confirmed, both, hold_aim=4000, aims=((2000, 99
     out.append(f"Every seed held {LINE:.2f} % in each of its last 5 epochs at: {named(holds)}; "
                f"with a mean ≥ 99.50 % as well: {named(margin)}.")
     if len(margin):
-        smallest, below = margin.iloc[0], table[table.params < margin.iloc[0].params]
+        smallest = margin.iloc[0]
         out.append(f"The smallest with the margin: {smallest.model}, {smallest.params:,} parameters, mean "
-                   f"{smallest['mean']:.3f} %, worst seed {smallest.worst:.2f} %."
-                   + (f" The size below it, {below.iloc[-1].model} ({below.iloc[-1].params:,}), held on "
-                      f"{below.iloc[-1].held} of {below.iloc[-1].runs} seeds, mean {below.iloc[-1]['mean']:.3f} %."
-                      if len(below) else ""))
-    for limit, aim in aims:
-        at = table[table.params <= limit]
-        best = at.loc[at["mean"].idxmax()] if len(at) else None
-        out.append(f"At ≤ {limit:,} parameters: " + (
-            f"the best mean is {best['mean']:.3f} % ({best.model}, {best.params:,}): the aim of "
-            f"{aim:.1f} % is {'met' if best['mean'] >= aim else 'MISSED'}." if best is not None
-            else "no size measured."))
+                   f"{smallest['mean']:.3f} %, worst seed {smallest.worst:.2f} %." + "".join(
+                       f" The size below it, {b.model} ({b.params:,}), held on {b.held} of {b.runs} seeds, "
+                       f"mean {b.mean:.3f} %." for b in table[table.params < smallest.params].tail(1).itertuples()))
+    out += best_means(table, aims)
     if {"Woolly_3762", "Frontier_sep_3592"} <= set(table.index):
-        by_seed = lambda v: ev.df[ev.df.variant == v].set_index("seed").min_last5
-        p = paired(by_seed("Woolly_3762"), by_seed("Frontier_sep_3592"))
+        p = paired(ev.by_seed("Woolly_3762"), ev.by_seed("Frontier_sep_3592"))
         if p:
             out.append(f"The course repo's layout (Woolly_3762, {table.loc['Woolly_3762', 'params']:,}) "
                        f"against Frontier_sep_3592 ({table.loc['Frontier_sep_3592', 'params']:,}), both "
@@ -417,10 +426,8 @@ def recipes(names):
 
 
 def tuned_sizes(found):
-    """Per recipe study (`recipes`) and per size in it, its best configuration on the tuning
-    seeds: of the variants of that size that ran every seed, the one of the highest mean, as a
-    `compare.size_table` row beside its study and how many configurations of that size the
-    study tried; None where no study has one."""
+    """Per recipe study and size, the variant of the highest mean among those that ran every seed:
+    a `compare.size_table` row with its study, baseline and configurations tried; None if none."""
     rows = []
     for name, ev in found.items():
         table = sizes(ev)
@@ -451,17 +458,12 @@ def recipes_analysis(found):
 
 
 def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
-    """What a recipe made for a size bought, per size with one (`tuned_sizes`): its best
-    configuration against the study's baseline (block 3's recipe on the same layout, or on
-    another layout where the best is a layout of its own), and the layout with block 3's
-    recipe (the baseline, or the variant itself where it changes only the model) against the
-    fixed-recipe curve's sizes just below and above it (`table`); where every seed held, the
-    configuration against the smallest larger size that holds with the fixed recipe; each
-    paired by seed; the best mean at each of `aims` ((parameters, mean) pairs) on either curve."""
+    """What a recipe made for a size (`tuned_sizes`) bought, paired by seed: against its study's
+    baseline; its layout with block 3's recipe against the fixed-recipe sizes around it (`table`);
+    where every seed held, against the smallest larger size that holds; the best mean at `aims`."""
     if tuned is None:
         return lines(["No recipe per size has run every tuning seed yet."])
     out, studies = [], {name: of(name) for name in tuned.study.unique()}  # a study's rows read once
-    by_seed = lambda e, v: e.df[e.df.variant == v].set_index("seed").min_last5
     for variant, r in tuned.iterrows():
         found = studies[r.study]
         recipe = lambda v: {k: x for k, x in found.study.variants[v].items() if k != "model_name"}
@@ -472,7 +474,7 @@ def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
             if r.configurations > 1 else f"one configuration on the tuning seeds, {variant}")
             + f", held {r.held} of {r.runs}, mean {r['mean']:.3f} %, worst seed {r.worst:.2f} %.")
         if variant != r.baseline:
-            p = paired(by_seed(found, r.baseline), by_seed(found, variant))
+            p = paired(found.by_seed(r.baseline), found.by_seed(variant))
             out.append(("Against block 3's recipe on the same layout" if same else
                         "Against the study's baseline, another layout with block 3's recipe") + f" ({r.baseline}): "
                        + (said(p) if p else "too few paired seeds") + (
@@ -481,32 +483,24 @@ def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
         near = [] if table is None or layout is None else [
             t for t in (table[table.params <= r.params].tail(1), table[table.params > r.params].head(1)) if len(t)]
         for t in near:
-            p = paired(by_seed(ev, t.index[0]), by_seed(found, layout))
+            p = paired(ev.by_seed(t.index[0]), found.by_seed(layout))
             out.append(f"The layout with block 3's recipe ({layout}) against the fixed recipe's size "
                        f"{'below' if t.params.iloc[0] <= r.params else 'above'} it, {t.model.iloc[0]} "
                        f"({t.params.iloc[0]:,}): " + (said(p) if p else "no paired seeds") + ".")
         holds = None if table is None else table[(table.held == table.runs) & (table.params > r.params)].head(1)
         if r.held == r.runs and holds is not None and len(holds):
-            p = paired(by_seed(ev, holds.index[0]), by_seed(found, variant))
+            p = paired(ev.by_seed(holds.index[0]), found.by_seed(variant))
             out.append(f"Every tuning seed held at {r.params:,} parameters. Against the smallest size that holds "
                        f"with block 3's recipe, {holds.model.iloc[0]} ({holds.params.iloc[0]:,}): "
                        + (said(p) if p else "no paired seeds") + ".")
     both = pd.concat([t for t in (table, tuned) if t is not None], ignore_index=True)
-    for limit, aim in aims:
-        at = both[both.params <= limit]
-        best = at.loc[at["mean"].idxmax()] if len(at) else None
-        out.append(f"At ≤ {limit:,} parameters, either curve: " + (
-            f"the best mean is {best['mean']:.3f} % ({best.model}, {best.params:,}): the aim of "
-            f"{aim:.1f} % is {'met' if best['mean'] >= aim else 'MISSED'}." if best is not None
-            else "no size measured."))
-    return lines(out)
+    return lines(out + best_means(both, aims, ", either curve"))
 
 
 # --- the CLI's compare -----------------------------------------------------------------------
 def summary(name):
-    """A study's evidence as text (`python -m lib.study compare`): per variant its complete
-    runs of today's code, how many hold 99.40 % in each of the last 5 epochs, mean / sd /
-    worst and the difference to the baseline paired by seed with its 95 % interval; where they ran."""
+    """A study's evidence as text (`python -m lib.study compare`): the variant table, how many
+    runs hold 99.40 % and where they ran."""
     ev = of(name)
     lines_ = [f"[{ev.study.name}] {len(ev.df)} complete runs of today's code, of {len(ev.study.grid())} in "
               f"the grid ({len(ev.rows) - len(ev.df)} other rows recorded: stale, failed or of other parameters)"]
