@@ -340,12 +340,17 @@ def per_size(table):
 
 def float_paths(first, second):
     """Per (model, seed) the worst last-5 epoch on two float paths (two `optional`s) and their
-    difference; a Note where there is nothing to pair."""
+    difference; a Note where there is nothing to pair. Where a study runs a model in several
+    variants (other recipes), the baseline's runs count, else its first variant's."""
     if isinstance(second, str):
         return second
     if isinstance(first, str):
         return Note("Nothing to compare it with: the report seeds' study has no run to pair.")
-    pick = lambda ev: ev.df.set_index(["model", "seed"]).min_last5
+
+    def pick(ev):
+        order = {v: i for i, v in enumerate([ev.study.baseline, *ev.study.variants])}
+        first_variant = ev.df.assign(rank=ev.df.variant.astype(str).map(order)).sort_values(["rank", "seed"])
+        return first_variant.drop_duplicates(["model", "seed"]).set_index(["model", "seed"]).min_last5.sort_index()
     both = pd.DataFrame({"first path %": pick(first), "second path %": pick(second)}).dropna()
     if both.empty:
         return Note("Nothing to compare: the two studies share no (model, seed).")

@@ -136,6 +136,17 @@ def test_the_runner_is_shown_beside_a_run_only_where_comparable(recorded):
     assert "too few seeds paired with base" in text  # one baseline run of today's code
 
 
+def test_a_second_float_path_pairs_one_recipe_per_model(recorded):
+    """A recipe study runs one model in several variants: only the baseline's runs are that
+    model's on its float path, not one row per recipe."""
+    study, write = recorded
+    values = {(v, s): 99.40 + s / 100 + (0.2 if v == "better" else 0) for v in ("base", "better") for s in (1, 2, 3)}
+    ev = evidence.of(write(values, {k: {"model": "Same_100"} for k in values}))
+    both = evidence.float_paths(ev, ev)
+    assert both.index.tolist() == [("Same_100", 1), ("Same_100", 2), ("Same_100", 3)]
+    assert both["first path %"].tolist() == [99.41, 99.42, 99.43] and (both.difference == 0).all()
+
+
 def test_the_frontier_tables_and_analysis(recorded):
     study, write = recorded
     values = {("base", s): round(99.40 + s / 100, 2) for s in (1, 2, 3)}
