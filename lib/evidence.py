@@ -348,7 +348,7 @@ def float_paths(first, second):
         return Note("Nothing to compare it with: the report seeds' study has no run to pair.")
 
     def pick(ev):
-        order = {v: i for i, v in enumerate([ev.study.baseline, *ev.study.variants])}
+        order = {**{v: i for i, v in enumerate(ev.study.variants)}, ev.study.baseline: -1}
         first_variant = ev.df.assign(rank=ev.df.variant.astype(str).map(order)).sort_values(["rank", "seed"])
         return first_variant.drop_duplicates(["model", "seed"]).set_index(["model", "seed"]).min_last5.sort_index()
     both = pd.DataFrame({"first path %": pick(first), "second path %": pick(second)}).dropna()
