@@ -408,6 +408,41 @@ class Frontier_map14_1936(Frontier_shared_1936):
         self.block1[0][0].padding, self.block1[1][0].padding = (2, 2), (1, 1)  # 6x28x28 RF 5, 7
 
 
+def scale_free(model):
+    """`model` with every BatchNorm's scale fixed at 1 (a buffer, no longer a parameter); its
+    shift stays: one parameter a channel instead of two. Where a ReLU follows, a positive scale
+    passes through it (relu(g x + b) = g relu(x + b / g)) to the next linear layer, which can
+    learn it instead, unless its weights are tied to another's. Returns `model`."""
+    for bn in [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]:
+        scale = bn.weight.detach().clone()
+        del bn.weight
+        bn.register_buffer("weight", torch.ones_like(scale))
+    return model
+
+
+class Frontier_free_1932(FrontierShared):
+    """Frontier_shared_1936 with BatchNorm's scale traded for a channel: every BatchNorm without
+    its scale (`scale_free`), 21 channels on the small map instead of 20 (6 / 21 / 12, the
+    third small conv tied to the second): 1,932 parameters."""
+    stem, width, out = 6, 21, 12
+
+    def __init__(self, dropout=0.0):
+        super().__init__(dropout)
+        scale_free(self)
+
+
+class Frontier_leaky_1936(Frontier_shared_1936):
+    """Frontier_shared_1936 with LeakyReLU (slope 0.2 below zero) for every ReLU, as the
+    697-parameter MNIST model of JoshWarn/Parameter-Efficient-MNIST: 1,936 parameters."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__(dropout)
+        for parent in list(self.modules()):
+            for name, child in parent.named_children():
+                if isinstance(child, nn.ReLU):
+                    setattr(parent, name, nn.LeakyReLU(0.2))
+
+
 class FrontierOneStem(Frontier):
     """A `Frontier` (depthwise-separable small map) that sees the digit at full resolution once:
     the 5x5 conv alone, without the 3x3 conv after it (c1^2 9 + 2 c1 parameters: 592 of
@@ -474,6 +509,6 @@ FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Fron
                                           Frontier_deep_1976, Frontier_map14_1936,
                                           Frontier_shared_2800, Frontier_shared_2544,
                                           Frontier_shared_2996, Frontier_one_3000, Frontier_one_2702,
-                                          Frontier_one_2420)}
+                                          Frontier_one_2420, Frontier_free_1932, Frontier_leaky_1936)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
