@@ -187,12 +187,12 @@ def import_cost(statement="import nbformat", module="rfc3987_syntax", repeats=3)
     with tempfile.TemporaryDirectory() as blocker:
         Path(blocker, f"{module}.py").write_text("raise ImportError('made unimportable by lib.bench')\n")
         path = os.environ.get("PYTHONPATH")
-        ways = {"installed": path, "blocked": os.pathsep.join(p for p in (blocker, path) if p)}
+        base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        ways = {way: {**base, **({"PYTHONPATH": p} if p else {})} for way, p in
+                (("installed", path), ("blocked", os.pathsep.join(p for p in (blocker, path) if p)))}
         cpu = {way: [] for way in ways}
         for _ in range(repeats):
-            for way, pythonpath in ways.items():
-                env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-                env.update({"PYTHONPATH": pythonpath} if pythonpath else {})
+            for way, env in ways.items():
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
