@@ -120,6 +120,17 @@ def lib_code(source, model=None):
     return {module: [parts[n] for n in sorted(parts)] for module, parts in sorted(used.items())}
 
 
+# the packages a run computes with: their pins shape its figures; a pin of the tooling around
+# a run (Jupyter, papermill, pytest, Optuna, ...) does not
+COMPUTES_WITH = ("numpy", "torch", "torchvision")
+
+
+def computes_with(requirements):
+    """The pins of COMPUTES_WITH in `requirements` (requirements.txt's text), one a line, sorted."""
+    return "\n".join(sorted(line.split("#")[0].strip() for line in requirements.splitlines()
+                            if re.split(r"[\s=<>!~;\[]", line.strip(), maxsplit=1)[0].lower() in COMPUTES_WITH))
+
+
 def inputs_key(notebook, params, keyed=("out_dir",), data=(), device=None, environment=None,
                writer=()):
     """sha256 over what a run of `notebook` with `params` depends on:
@@ -128,7 +139,8 @@ def inputs_key(notebook, params, keyed=("out_dir",), data=(), device=None, envir
       lib/models.py only what the run's model runs), as code without prose (`code_of`);
     - the parameters it runs with: the notebook's defaults, then `params`, except those in
       `keyed` (a study's row is keyed by its seed; out_dir only says where to write);
-    - the pinned requirements; the bytes of the `data` files it reads (a missing one as such);
+    - the pins of the packages it computes with (`computes_with`); the bytes of the `data`
+      files it reads (a missing one as such);
       the `device` it runs on and the float-path `environment`, where given;
     - `writer`: the files that write its report.
     """
@@ -147,7 +159,7 @@ def inputs_key(notebook, params, keyed=("out_dir",), data=(), device=None, envir
     python = [re.sub(r"(?m)^\s*[%!].*$", "", code_of(c)) for c in cells]  # IPython's magics and shell lines
     for module, parts in lib_code("\n".join(python), ran.get("model_name")).items():
         h.update(f"{module}.py".encode() + b"\0" + "\n".join(parts).encode())
-    h.update(b"requirements.txt\0" + (REPO / "requirements.txt").read_bytes())
+    h.update(b"requirements.txt\0" + computes_with((REPO / "requirements.txt").read_text()).encode())
     h.update(json.dumps(ran, sort_keys=True).encode())
     for path in map(Path, [*data, *writer]):
         text = path.read_bytes() if path.exists() else b"(missing)"

@@ -111,6 +111,10 @@ def test_one_key_for_reports_and_rows_covers_every_module_the_run_imports(checko
     ("lib/models.py", "import torch\n", "import torch\nWIDTH = 1\n", True),  # the models' top-level code
     ("lib/models.py", "FRONTIER = {cls.__name__: cls for cls in (", "FRONTIER = {cls.__name__: cls for cls in (Model_1, ",
      False),  # a model added to a registry
+    ("requirements.txt", "torch==2.14.1", "torch==2.14.2", True),  # a package it computes with
+    ("requirements.txt", "\nnumpy==2.4.6", "\nnumpy==2.4.7  # a comment", True),
+    ("requirements.txt", "jsonschema==4.23.0", "jsonschema==4.26.0", False),  # the tooling around it
+    ("requirements.txt", "pytest==9.2.0", "pytest==9.2.0  # a comment", False),
 ])
 def test_block_3_is_stale_exactly_when_code_it_runs_changes(checkout, path, old, new, stales):
     """Not every line of a module it imports: a function added or changed that the run never
