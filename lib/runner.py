@@ -259,7 +259,8 @@ def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False)
 
 # --- one worker ---------------------------------------------------------------------------
 def provenance():
-    """Where a run ran: host, CPU/GPU model, threads, versions, commit (and dirty flag)."""
+    """Where a run ran: host, CPU/GPU model, threads, versions, commit (and dirty flag), read
+    as the run starts (a worker lives through many runs, and the tree may change meanwhile)."""
     import torch
     from lib.run import cpu_kind, device_name, git_commit
     from lib.train import pick_device
@@ -272,7 +273,7 @@ def provenance():
             "torch": torch.__version__, "git_commit": commit, "git_dirty": dirty}
 
 
-def objective(study, trial, where, finished):
+def objective(study, trial, finished):
     """Run one (variant, seed): the notebook under papermill; record its row on the trial,
     and in `finished` (for the results file, should the storage not take it)."""
     import optuna
@@ -307,7 +308,7 @@ def objective(study, trial, where, finished):
         raise optuna.TrialPruned()
     variant, seed = k
     row = {"study": study.name, "variant": variant, "seed": seed, "params": params,
-           "notebook": shown(study.notebook), "trial": trial.number, "inputs_sha256": today, **where,
+           "notebook": shown(study.notebook), "trial": trial.number, "inputs_sha256": today, **provenance(),
            **({"environment": study.environment} if study.environment else {})}
     start = time.perf_counter()
     try:
@@ -364,7 +365,7 @@ def pull(study, url, jobs, heartbeat, max_runs, finished):
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: in the row, and at the end
     storage_study = stored_study(study, url, heartbeat)
-    where, started = provenance(), time.perf_counter()
+    started = time.perf_counter()
     ran = []
     while max_runs is None or len(ran) < max_runs:
         optuna.storages.fail_stale_trials(storage_study)  # a dead worker's trial: enqueued again
@@ -376,7 +377,7 @@ def pull(study, url, jobs, heartbeat, max_runs, finished):
             time.sleep(min(heartbeat, 5))  # another worker's run: wait for it, or for its heartbeat to stop
             continue
         try:
-            storage_study.optimize(lambda t: ran.append(t.number) or objective(study, t, where, finished),
+            storage_study.optimize(lambda t: ran.append(t.number) or objective(study, t, finished),
                                    n_trials=1, catch=(RunFailed,))
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:
             # our trial was failed as stale (a suspended machine?) and is enqueued again; a

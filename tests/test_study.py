@@ -267,6 +267,23 @@ def test_a_changed_default_stales_only_the_variants_that_run_with_it(tmp_path):
     assert inputs_hash(load(toml), {"value": 98.0}) != before["pinned"]
 
 
+def test_a_row_says_the_tree_as_its_run_started_not_as_its_worker_did(tmp_path):
+    """One worker, two runs; the first run leaves an untracked file under lib/ (of a stand-in
+    repository: GIT_DIR points git there): the first row is clean, the second dirty."""
+    tree = tmp_path / "tree"
+    (tree / "lib").mkdir(parents=True)
+    (tree / "lib/kept.py").write_text("")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tree)]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "a tree"]):
+        subprocess.run(git + args, check=True)
+    toml = tiny_study(tmp_path, {"a": f'{{started = "{tree / "lib/new.py"}"}}'})
+    env = {**ENV, "GIT_DIR": str(tree / ".git"), "GIT_WORK_TREE": str(tree)}
+    done = study_cmd("run", toml, "--jobs", 1, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = read_results(toml.with_suffix(".jsonl"))
+    assert [rows[("a", s)]["git_dirty"] for s in (1, 2)] == [False, True]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--from", "no-such-commit"], "--from 'no-such-commit': not a commit of this repository"),
     (["--from", "HEAD", "--rename", "Model_3=nope"], "--rename Model_3=nope: not a variant of smoke.toml"),
