@@ -18,7 +18,7 @@ def _number(name, value, kind, low, high=None, low_open=False):
 
 
 NAMES = ("model_name", "epochs", "batch_size", "lr", "seed", "seeds", "device", "train_limit",
-         "test_limit", "rotation", "dropout", "weight_decay", "ema_decay", "muon_lr", "bn_recompute",
+         "test_limit", "rotation", "shift", "dropout", "weight_decay", "ema_decay", "muon_lr", "bn_recompute",
          "label_smoothing", "anneal_epochs", "torch_compile", "out_dir")
 
 
@@ -35,7 +35,7 @@ def check_params(p):
     rules = {
         "epochs": (int, 1, 1000), "batch_size": (int, 1, 60_000), "seed": (int, 0, 2**32 - 1),
         "train_limit": (int, 1, 60_000), "test_limit": (int, 1, 10_000),
-        "rotation": (float, 0, 180), "dropout": (float, 0, 0.9), "weight_decay": (float, 0, 0.1),
+        "rotation": (float, 0, 180), "shift": (float, 0, 14), "dropout": (float, 0, 0.9), "weight_decay": (float, 0, 0.1),
         "ema_decay": (float, 0, 0.9999), "muon_lr": (float, 0, 10), "bn_recompute": (int, 0, 60_000),
         "label_smoothing": (float, 0, 0.5), "anneal_epochs": (int, 1, 1000),
     }

@@ -43,11 +43,12 @@ def data_overview(train, test, n=40):
     print("train label counts", torch.bincount(train.y, minlength=10).tolist())
     print("test  label counts", torch.bincount(test.y, minlength=10).tolist())
     x, y = train.x[:n], train.y[:n]  # a private generator: the training stream stays untouched
-    if train.rotation:
-        x, _ = rotate(x, train.rotation, torch.Generator(device=x.device).manual_seed(0))
+    if train.rotation or train.shift:
+        x, _ = rotate(x, train.rotation, torch.Generator(device=x.device).manual_seed(0), train.shift)
+    shifted = (f", shift ±{train.shift} px", f" and shifted by up to {train.shift} pixels") if train.shift else ("", "")
     show(image_grid(x.cpu(), [str(int(l)) for l in y],
-                    title=f"Training images as the model sees them (random rotation ±{train.rotation}°)"),
-         f"{len(y)} training digits, randomly rotated by up to {train.rotation} degrees, each titled with its label")
+                    title=f"Training images as the model sees them (random rotation ±{train.rotation}°{shifted[0]})"),
+         f"{len(y)} training digits, randomly rotated by up to {train.rotation} degrees{shifted[1]}, each titled with its label")
 
 
 def rotation_check(images, max_degrees, n=10):

@@ -1,8 +1,8 @@
 """Training engine: device-resident data, batched augmentation, train/test loops.
 
 The whole split lives on the training device as one float tensor in [0, 1]. Each epoch
-draws a random permutation on that device; rotation is applied to whole batches, one angle
-per image (`rotation_grid` + `grid_sample`); normalisation follows.
+draws a random permutation on that device; rotation (and a shift) is applied to whole batches,
+one angle per image (`rotation_grid` + `grid_sample`); normalisation follows.
 No DataLoader, no PIL, no per-sample Python in the hot loop. On the CPU the model is compiled
 with `torch.compile` (fused BatchNorm/ReLU kernels; `make bench` prints what it gains for
 the final model on the machine it runs on).
@@ -235,38 +235,46 @@ class CompileGuard:
 
 
 # --- data on the device -----------------------------------------------------------------
-def rotation_grid(angles, height, width):
+def rotation_grid(angles, height, width, shifts=None):
     """The sampling grid of a rotation by `angles` (degrees, one per image) about the centre:
     what `F.affine_grid` builds from rotation matrices (align_corners=False), as two
-    broadcast products instead of a batched matmul (several times faster on a CPU)."""
+    broadcast products instead of a batched matmul (several times faster on a CPU). With
+    `shifts` (N, 2; pixels), each rotated image then moves right and down by its own (dx, dy)."""
     rad = angles.view(-1, 1, 1) * (math.pi / 180)
     cos, sin = torch.cos(rad), torch.sin(rad)
     # pixel centres in [-1, 1]; grid_sample reads output pixel (x, y) from the input at
     # the inverse rotation of (x, y), so a positive angle turns the image counter-clockwise
     xs = (torch.arange(width, device=angles.device) * 2 + 1) / width - 1
     ys = ((torch.arange(height, device=angles.device) * 2 + 1) / height - 1).view(-1, 1)
-    return torch.stack([cos * xs - sin * ys, sin * xs + cos * ys], dim=-1)  # (N, H, W, 2)
+    grid = torch.stack([cos * xs - sin * ys, sin * xs + cos * ys], dim=-1)  # (N, H, W, 2)
+    if shifts is None:
+        return grid
+    pixel = torch.tensor([2 / width, 2 / height], device=angles.device)  # a pixel in [-1, 1] units
+    return grid - (shifts * pixel).view(-1, 1, 1, 2)
 
 
-def rotate(x, max_degrees, generator=None):
-    """Rotate each image of a batch (N, 1, H, W) by its own angle ~ U(-max, +max) degrees.
+def rotate(x, max_degrees, generator=None, max_shift=0.0):
+    """Rotate each image of a batch (N, 1, H, W) by its own angle ~ U(-max, +max) degrees and,
+    with `max_shift`, then move it by its own shift ~ U(-max_shift, +max_shift) pixels along
+    each axis (bilinear: fractions of a pixel too).
 
     Counter-clockwise for positive angles, as torchvision's `rotate`; zeros fill the corners.
     Returns the rotated batch and the angles used.
     """
     n, _, height, width = x.shape
     angles = (torch.rand(n, device=x.device, generator=generator) * 2 - 1) * max_degrees
-    grid = rotation_grid(angles, height, width).to(x.dtype)
+    shifts = (torch.rand(n, 2, device=x.device, generator=generator) * 2 - 1) * max_shift if max_shift else None
+    grid = rotation_grid(angles, height, width, shifts).to(x.dtype)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False), angles
 
 
 class Batches:
-    """An MNIST split on the device, iterated in (optionally shuffled, rotated) batches."""
+    """An MNIST split on the device, iterated in (optionally shuffled, rotated and shifted) batches."""
 
-    def __init__(self, images, labels, batch_size, device, shuffle=False, rotation=0.0, seed=0):
+    def __init__(self, images, labels, batch_size, device, shuffle=False, rotation=0.0, seed=0, shift=0.0):
         self.x = images.to(device).unsqueeze(1).float().div_(255)  # (N, 1, 28, 28) in [0, 1]
         self.y = labels.to(device)
-        self.batch_size, self.shuffle, self.rotation = batch_size, shuffle, rotation
+        self.batch_size, self.shuffle, self.rotation, self.shift = batch_size, shuffle, rotation, shift
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def __len__(self):
@@ -279,18 +287,18 @@ class Batches:
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
             x = self.x[idx]
-            if self.rotation:
-                x, _ = rotate(x, self.rotation, self.generator)
+            if self.rotation or self.shift:
+                x, _ = rotate(x, self.rotation, self.generator, self.shift)
             yield (x - MEAN) / STD, self.y[idx]
 
 
 def mnist_batches(batch_size, device, train_limit=None, test_limit=None, rotation=0.0, seed=0,
-                  test_batch_size=1000):
+                  test_batch_size=1000, shift=0.0):
     """(train, test) batch iterators. Test = the real 10,000-image test split, unaugmented."""
     x, y = load_mnist(train=True)
     xt, yt = load_mnist(train=False)
     assert len(y) == 60_000 and len(yt) == 10_000, (len(y), len(yt))
-    train = Batches(x[:train_limit], y[:train_limit], batch_size, device, True, rotation, seed)
+    train = Batches(x[:train_limit], y[:train_limit], batch_size, device, True, rotation, seed, shift)
     test = Batches(xt[:test_limit], yt[:test_limit], test_batch_size, device)
     return train, test
 

@@ -83,6 +83,7 @@ device = "auto"     # auto: cuda, then mps, then cpu
 train_limit = None  # None: all 60,000 training images; a small int for smoke runs
 test_limit = None   # None: all 10,000 test images
 rotation = 7.0      # random rotation of each training image, ± degrees
+shift = 0.0         # then a random shift of it along each axis, ± pixels
 dropout = 0.0
 weight_decay = 1e-4
 ema_decay = 0.999  # test the moving average of the weights; 0: the weights themselves
@@ -104,11 +105,12 @@ run.info()
 
 # %% [markdown]
 # ## Data
-# The training images are rotated by up to ±`rotation`° each, on the device, in whole
-# batches; the test set is the real 10,000-image MNIST test split, never augmented.
+# The training images are rotated by up to ±`rotation`° each (and shifted by up to ±`shift`
+# pixels along each axis), on the device, in whole batches; the test set is the real
+# 10,000-image MNIST test split, never augmented.
 
 # %%
-train, test = mnist_batches(batch_size, run.device, train_limit, test_limit, rotation, seed)
+train, test = mnist_batches(batch_size, run.device, train_limit, test_limit, rotation, seed, shift=shift)
 plots.data_overview(train, test)
 
 # %% [markdown]

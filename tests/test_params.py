@@ -28,6 +28,7 @@ def test_defaults_pass_and_only_known_names_are_picked():
     ("model_name", "Model_9", "parameter model_name='Model_9' is unknown; allowed: Model_1, Model_2, Model_3"),
     ("device", "tpu", "parameter device='tpu' is not available here; allowed: auto, cpu"),
     ("rotation", 200.0, "parameter rotation=200.0 is invalid"),
+    ("shift", 15.0, "parameter shift=15.0 is invalid; allowed: a number >= 0 and <= 14"),
     ("dropout", 1.0, "parameter dropout=1.0 is invalid"),
     ("torch_compile", "yes", "parameter torch_compile='yes' is invalid; allowed: 'auto', True, False"),
     ("torch_compile", 1, "parameter torch_compile=1 is invalid"),

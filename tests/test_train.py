@@ -39,6 +39,27 @@ def test_rotation_grid_is_affine_grids_of_the_rotation_matrices():
         assert torch.allclose(rotation_grid(angles, h, w), ref, atol=1e-6)
 
 
+def test_a_whole_pixel_shift_moves_the_image_exactly_and_fills_zeros():
+    x = digits(2)
+    shifts = torch.tensor([[1.0, 2.0], [-3.0, 0.0]])  # (right, down) in pixels
+    grid = rotation_grid(torch.zeros(2), 28, 28, shifts)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    ref = torch.zeros_like(x)
+    ref[0, :, 2:, 1:] = x[0, :, :-2, :-1]
+    ref[1, :, :, :-3] = x[1, :, :, 3:]
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_shifted_batches_draw_the_shift_after_the_angle_and_no_shift_draws_nothing():
+    x = digits(16)
+    rotated, angles = rotate(x, 7, torch.Generator().manual_seed(3))
+    same, angles_0 = rotate(x, 7, torch.Generator().manual_seed(3), max_shift=0)
+    shifted, angles_2 = rotate(x, 7, torch.Generator().manual_seed(3), max_shift=2)
+    assert torch.equal(same, rotated) and torch.equal(angles_0, angles) and torch.equal(angles_2, angles)
+    assert (shifted - rotated).abs().mean() > 0.02  # moved
+    assert abs(shifted.mean() - rotated.mean()) < 0.01  # the digit stays in the frame
+
+
 def test_angles_are_uniform_within_the_range():
     _, angles = rotate(torch.zeros(20_000, 1, 28, 28), 7, torch.Generator().manual_seed(1))
     assert angles.abs().max() <= 7
