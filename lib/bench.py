@@ -17,18 +17,9 @@ per-repeat ratios. Compiling happens in the warm-up steps and is timed separatel
 1-4, a few epochs, full data) run with 1 worker (all cores) and with 2 workers (half the cores
 each), one after the other in temporary folders; it prints runs per hour for each, measured
 and extrapolated to 15-epoch runs, and ends with `workers ratio: X` (2 workers over 1).
-
-    python -m lib.bench --imports [--repeats 3]                # make bench ARGS=--imports
-
-`--imports` measures what a process pays to start: the CPU time of a fresh Python that
-imports nbformat (every study command, worker, pipeline run and nbval does), as installed and
-with `rfc3987_syntax` made unimportable (`jsonschema` imports it where it is installed; it
-builds a grammar at import, and nothing here uses it), alternately; it ends with
-`imports ratio: X` (as installed over blocked).
 """
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -178,31 +169,6 @@ def study_workers(epochs, jobs_list=(1, 2)):
     print(f"workers ratio: {per_hour[jobs_list[-1]] / per_hour[jobs_list[0]]:.2f}")
 
 
-def import_cost(statement="import nbformat", module="rfc3987_syntax", repeats=3):
-    """{"installed": s, "blocked": s}: the median CPU seconds (user + system) of a fresh Python
-    running `statement`, as installed and with `module` unimportable (a module of that name
-    raising ImportError, first on PYTHONPATH), run alternately. Raises RuntimeError where
-    `statement` does not import `module` as installed, or still does when it is blocked."""
-    probe = f"{statement}\nimport sys\nprint({module!r} in sys.modules)"
-    with tempfile.TemporaryDirectory() as blocker:
-        Path(blocker, f"{module}.py").write_text("raise ImportError('made unimportable by lib.bench')\n")
-        path = os.environ.get("PYTHONPATH")
-        base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        ways = {way: {**base, **({"PYTHONPATH": p} if p else {})} for way, p in
-                (("installed", path), ("blocked", os.pathsep.join(p for p in (blocker, path) if p)))}
-        cpu = {way: [] for way in ways}
-        for _ in range(repeats):
-            for way, env in ways.items():
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                if done.returncode or done.stdout.split()[-1:] != [str(way == "installed")]:
-                    raise RuntimeError(f"`{statement}` {'does not import' if way == 'installed' else 'still imports'} "
-                                       f"{module} {way}: nothing to measure ({done.stderr.strip()[-200:]})")
-                cpu[way].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    return {way: statistics.median(v) for way, v in cpu.items()}
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lib.bench")
     ap.add_argument("--steps", type=int, default=60)
@@ -211,18 +177,7 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--study-workers", action="store_true", help="measure the studies runner instead")
     ap.add_argument("--epochs", type=int, default=3, help="epochs per run with --study-workers")
-    ap.add_argument("--imports", action="store_true", help="measure a process's imports instead")
     args = ap.parse_args(argv)
-    if args.imports:
-        print(f"a fresh Python's `import nbformat` on {cpu_name()} ({cpu_kind()}), {os.cpu_count()} cores, "
-              f"median of {args.repeats}, alternately")
-        try:
-            cost = import_cost(repeats=args.repeats)
-        except RuntimeError as e:
-            sys.exit(f"error: {e}")
-        print(f"as installed: {cost['installed']:.2f} s CPU; with rfc3987_syntax unimportable: "
-              f"{cost['blocked']:.2f} s CPU")
-        return print(f"imports ratio: {cost['installed'] / cost['blocked']:.2f}")
     if args.study_workers:
         print(f"studies runner on {cpu_name()} ({cpu_kind()}), {os.cpu_count()} cores, torch {torch.__version__}")
         return study_workers(args.epochs)
