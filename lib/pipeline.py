@@ -29,6 +29,11 @@ from lib.inputs import inputs_key
 from lib.paths import REPO, STAGING_ENV, study_path
 
 KERNEL = "python3"
+# A kernel started beside others may die before it answers: Jupyter picks its ports by binding
+# port 0 and letting go, and another kernel can take one first (papermill issue 511, open).
+# No cell has run then, so the run is started again, up to KERNEL_STARTS times in all.
+KERNEL_STARTS = 3
+KERNEL_DIED = ("Kernel died before replying to kernel_info", "Kernel didn't respond")
 # the smoke run (tests/reference, `run --smoke`, the GPU check's first pass), applied to the
 # notebooks that have each parameter: eager (the same outputs with or without a C++ compiler;
 # the unit tests check compiled training), two seeds for the seeds notebook, a short
@@ -195,9 +200,21 @@ def execute(py_path, out, params, name=None, key=None, render=True, log_output=T
     # the kernel inherits our environment: no progress bars, and where to write the report
     os.environ.update({"TQDM_DISABLE": "1", STAGING_ENV: str(staging)})
     try:
-        pm.execute_notebook(source, executed, parameters={**params, "out_dir": shown(out)},
-                            kernel_name=KERNEL, language="python", log_output=log_output,
-                            progress_bar=False, cwd=py_path.parent, kernel_manager_class=kernel_manager())
+        for start in range(1, KERNEL_STARTS + 1):
+            try:
+                pm.execute_notebook(source, executed, parameters={**params, "out_dir": shown(out)},
+                                    kernel_name=KERNEL, language="python", log_output=log_output,
+                                    progress_bar=False, cwd=py_path.parent, kernel_manager_class=kernel_manager())
+                break
+            except RuntimeError as e:  # no cell ran: the kernel never answered (see KERNEL_STARTS)
+                if not str(e).startswith(KERNEL_DIED):
+                    raise
+                if start == KERNEL_STARTS:
+                    if kernel_log.exists() and kernel_log.read_text().strip():
+                        os.replace(kernel_log, out / f"{name}.failed.kernel.log")
+                    raise PipelineError(f"notebook {name}: its kernel did not start in {KERNEL_STARTS} "
+                                        f"tries ({e}); its log: {shown(out / f'{name}.failed.kernel.log')}") from None
+                time.sleep(start)
     except pm.PapermillExecutionError as e:
         failed = out / f"{name}.failed.ipynb"
         if kernel_log.exists() and kernel_log.read_text().strip():

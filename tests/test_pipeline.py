@@ -192,3 +192,44 @@ def test_a_report_depends_on_every_study_its_notebook_reads():
     names = [p.name for p in data_files(nb, {"study": "tests/studies/smoke.toml", "confirm_study": None,
                                              "float_path_study": ""})]
     assert names == ["smoke.toml", "smoke.jsonl"]
+
+
+def dying_kernels(monkeypatch, deaths):
+    """Jupyter's own kernel manager, whose first `deaths` kernels exit at once (as one does
+    that finds its port taken): jupyter_client raises what it raises for such a kernel."""
+    from lib import pipeline
+
+    made = pipeline.kernel_manager()
+    died = []
+
+    class Dying(made):
+        def format_kernel_cmd(self, extra_arguments=None):
+            if len(died) < deaths:
+                died.append(1)
+                return [sys.executable, "-c", "import sys; print('address in use', file=sys.stderr); sys.exit(1)"]
+            return super().format_kernel_cmd(extra_arguments)
+
+    monkeypatch.setattr(pipeline, "kernel_manager", lambda: Dying)
+    return died
+
+
+def test_a_kernel_that_dies_before_answering_is_started_again(tiny, monkeypatch):
+    from lib.pipeline import execute
+
+    nb, out = tiny
+    died = dying_kernels(monkeypatch, deaths=1)
+    record = execute(nb, out, {"value": 5}, render=False, log_output=False)
+    assert died == [1] and record["value"] == 5
+
+
+def test_a_kernel_that_never_starts_is_a_one_line_failure_with_its_log_kept(tiny, monkeypatch):
+    from lib.pipeline import KERNEL_STARTS, PipelineError, execute
+
+    nb, out = tiny
+    before = report(out)
+    dying_kernels(monkeypatch, deaths=KERNEL_STARTS)
+    with pytest.raises(PipelineError, match=f"kernel did not start in {KERNEL_STARTS} tries") as e:
+        execute(nb, out, {"value": 5}, render=False, log_output=False)
+    assert "\n" not in str(e.value)
+    assert "address in use" in (out / "tiny.failed.kernel.log").read_text()
+    assert {k: v for k, v in report(out).items() if k != "tiny.failed.kernel.log"} == before
