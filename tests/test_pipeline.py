@@ -1,5 +1,6 @@
 """`python -m lib.pipeline`: reports replaced only on success, clear failures, no partial reports."""
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -199,6 +200,8 @@ def dying_kernels(monkeypatch, deaths):
     that finds its port taken): jupyter_client raises what it raises for such a kernel."""
     from lib import pipeline
 
+    for name in (pipeline.STAGING_ENV, "TQDM_DISABLE"):  # execute sets them here: undone after the test
+        monkeypatch.setenv(name, os.environ.get(name, ""))
     made = pipeline.kernel_manager()
     died = []
 
