@@ -30,8 +30,8 @@ from lib.paths import REPO, STAGING_ENV, study_path
 
 KERNEL = "python3"
 # A kernel started beside others may die before it answers: Jupyter picks its ports by binding
-# port 0 and letting go, and another kernel can take one first (papermill issue 511, open).
-# No cell has run then, so the run is started again, up to KERNEL_STARTS times in all.
+# port 0 and letting go, and another kernel can take one first (a known race, still open in
+# Jupyter). No cell has run then, so the run is started again, up to KERNEL_STARTS times in all.
 KERNEL_STARTS = 3
 KERNEL_DIED = ("Kernel died before replying to kernel_info", "Kernel didn't respond")
 # the smoke run (tests/reference, `run --smoke`, the GPU check's first pass), applied to the
@@ -197,6 +197,11 @@ def execute(py_path, out, params, name=None, key=None, render=True, log_output=T
     kernel_log = Path(f"{staging}.kernel.log")
     kernel_log.unlink(missing_ok=True)
     jupytext.write(jupytext.read(py_path), source)
+
+    def keep_kernel_log():
+        if kernel_log.exists() and kernel_log.read_text().strip():
+            os.replace(kernel_log, out / f"{name}.failed.kernel.log")
+
     # the kernel inherits our environment: no progress bars, and where to write the report
     os.environ.update({"TQDM_DISABLE": "1", STAGING_ENV: str(staging)})
     try:
@@ -210,15 +215,13 @@ def execute(py_path, out, params, name=None, key=None, render=True, log_output=T
                 if not str(e).startswith(KERNEL_DIED):
                     raise
                 if start == KERNEL_STARTS:
-                    if kernel_log.exists() and kernel_log.read_text().strip():
-                        os.replace(kernel_log, out / f"{name}.failed.kernel.log")
+                    keep_kernel_log()
                     raise PipelineError(f"notebook {name}: its kernel did not start in {KERNEL_STARTS} "
                                         f"tries ({e}); its log: {shown(out / f'{name}.failed.kernel.log')}") from None
                 time.sleep(start)
     except pm.PapermillExecutionError as e:
         failed = out / f"{name}.failed.ipynb"
-        if kernel_log.exists() and kernel_log.read_text().strip():
-            os.replace(kernel_log, out / f"{name}.failed.kernel.log")
+        keep_kernel_log()
         record_paths(executed, py_path, failed)
         shutil.move(executed, failed)
         kind = Interrupted if e.ename == "KeyboardInterrupt" else PipelineError
