@@ -1,12 +1,14 @@
 """lib.gpu without a network or a GPU: MNIST packed and unpacked with its md5s, clear errors
 for a missing or mismatched bundle, the smoke parameters, the freshness key's device, the
-link to reports/gpu/ from the main index. tests/test_gpu_bundle.py runs the whole check
+link to reports/gpu/ from the main index, a stopped pass over the notebooks. tests/test_gpu_bundle.py runs the whole check
 (slow, needs PyPI: `make test-gpu-bundle`)."""
 import gzip
 import hashlib
 import json
+import signal
 import subprocess
 import sys
+import time
 import types
 
 import pytest
@@ -156,3 +158,34 @@ def test_the_index_links_the_gpu_reports_when_they_exist(tmp_path):
     assert "[gpu/](gpu/README.md)" in (tmp_path / "README.md").read_text()
     assert '<a href="gpu/index.html">gpu/</a>' in (tmp_path / "index.html").read_text()
     assert "NVIDIA H200" in (gpu_dir / "README.md").read_text()
+
+
+STOPPED = """
+import json, os, signal, sys
+from pathlib import Path
+from lib import gpu
+signal.signal(signal.SIGTERM, gpu.stop)
+*paths, out = map(Path, sys.argv[1:])
+print(json.dumps(gpu.run_notebooks("cpu", out, dict(os.environ), out / "logs", jobs=1, paths=paths)))
+"""
+
+
+def test_a_stopped_pass_ends_the_running_notebook_starts_none_and_says_which_are_unfinished(tmp_path):
+    from test_pipeline import TINY
+    started = tmp_path / "started"
+    slow, fast = tmp_path / "a_slow.py", tmp_path / "b_fast.py"
+    slow.write_text(TINY.replace("pause = 0", "pause = 120").replace('started = ""', f'started = "{started}"'))
+    fast.write_text(TINY)
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED, slow, fast, tmp_path / "out"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120  # a cold kernel start on a busy machine takes a while
+    while not started.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert started.exists(), proc.communicate()[1]
+    stopped_at = time.time()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out.splitlines()[-1]) == [{}, {}, ["a_slow", "b_fast"]]
+    assert time.time() - stopped_at < 60 and not (tmp_path / "out" / "a_slow.metrics.json").exists()
+    assert not (tmp_path / "out" / "logs" / "b_fast.log").exists()
