@@ -80,3 +80,13 @@ def test_a_frontier_row_names_the_smallest_size_every_seed_holds_and_the_report_
                           "at ≤ 1,000 params: 99.12 % (Layout, 980); the best mean at ≤ 2,000 params: 99.43 % "
                           "(Tied, batch_64, 1,936)")  # a layout of its own: no variant named
     assert "recipe per size" not in text
+
+
+def test_an_index_names_the_notebooks_it_lacks_and_links_its_logs(tmp_path):
+    (tmp_path / "03_final.metrics.json").write_text(json.dumps(record(seed=1, history=HISTORY)))
+    (tmp_path / "04_seeds.unfinished.log").write_text("--- seed 1\n")
+    write_index(tmp_path)
+    readme, page = (tmp_path / "README.md").read_text(), (tmp_path / "index.html").read_text()
+    assert "No report here of: 01_seed_model, 02_lean, 04_seeds, 05_recipe, 06_frontier." in readme
+    assert "[04_seeds.unfinished.log](04_seeds.unfinished.log)" in readme
+    assert '<a href="04_seeds.unfinished.log">04_seeds.unfinished.log</a>' in page
