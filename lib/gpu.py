@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -292,7 +293,7 @@ def run_notebooks(device, out, env, logs, jobs=1, smoke=False, paths=None):
     paths = paths or sorted((REPO / "notebooks").glob("[0-9]*.py"),
                             key=lambda p: (not re.search(r"^seeds\s*=", p.read_text(), re.M), p.name))
     logs.mkdir(parents=True, exist_ok=True)
-    seconds, failed, running, stopped = {}, {}, set(), []
+    seconds, failed, running, stopped = {}, {}, set(), threading.Event()
 
     def one(nb):
         start, log = time.perf_counter(), logs / f"{nb.stem}.log"
@@ -302,7 +303,7 @@ def run_notebooks(device, out, env, logs, jobs=1, smoke=False, paths=None):
                                     cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
             running.add(proc)
             rc = proc.wait()
-        if stopped and rc:
+        if stopped.is_set() and rc:
             return
         if rc:
             failed[nb.stem] = error_line(log.read_text())
@@ -315,7 +316,7 @@ def run_notebooks(device, out, env, logs, jobs=1, smoke=False, paths=None):
     try:
         list(pool.map(one, paths))
     except KeyboardInterrupt:
-        stopped.append(True)
+        stopped.set()
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in list(running):
             proc.terminate()
