@@ -1,22 +1,10 @@
-"""A GPU machine with its own torch and no package registry: pack here, check there (docs/gpu.md).
+"""A GPU machine with its own torch and no package registry: pack here, check there.
 
     python -m lib.gpu bundle [--out build/gpu-bundle] [--python-version 3.12]     # make gpu-bundle
     python3 -m lib.gpu check [--bundle build/gpu-bundle] [--device cuda] [--smoke-only]  # make gpu-check
 
-`bundle` (where PyPI is reachable): the wheels of PACKAGES and what they need, for CPython
-`--python-version` on manylinux x86-64, resolved by pip under requirements.txt's pins, less
-the wheels of what the GPU image has (IMAGE: no second torch or numpy travels); and MNIST's
-four IDX files gzipped.
-
-`check` (on the GPU machine, run by the Python that has its torch): the bundle's wheels
-installed offline into build/gpu-check/site, which goes on PYTHONPATH; MNIST unpacked where
-lib.data reads it; every notebook on smoke parameters on the device (a failure ends the
-check in one line); `python -m lib.bench`; every notebook with its own parameters into
-reports/gpu (a report already up to date is kept) and their index; gpu-record.json.
-`--smoke-only`: everything on smoke parameters into build/gpu-check/smoke, a dry run
-(`--device cpu` where there is no GPU).
-
-Only the standard library is imported at the top: `check` starts, and fails clearly, in any Python.
+The bundle's contents and the check's steps: docs/gpu.md. Only the standard library is
+imported at the top: `check` starts, and fails clearly, in any Python.
 """
 import argparse
 import gzip

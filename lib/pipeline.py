@@ -83,15 +83,15 @@ def resolve_parameters(nb, strict, common):
 
 def data_files(nb, params):
     """The files a notebook reads besides code: each study's definition and results, for a
-    notebook with a `study` (or `<what>_study`) parameter (a name in studies/ or a path to a
-    .toml)."""
+    notebook with a `study` or `<what>_study` parameter (a name in studies/ or a path to a
+    .toml) or a `<what>_studies` one (several, comma-separated)."""
     defaults = notebook_parameters(nb)
     files = []
-    for name in sorted(n for n in defaults if n == "study" or n.endswith("_study")):
-        study = params.get(name, parse_value(defaults[name]))
-        if study:
-            toml = study_path(study)
-            files += [toml, toml.with_suffix(".jsonl")]
+    for name in sorted(n for n in defaults if n == "study" or n.endswith(("_study", "_studies"))):
+        for study in str(params.get(name, parse_value(defaults[name])) or "").split(","):
+            if study.strip():
+                toml = study_path(study.strip())
+                files += [toml, toml.with_suffix(".jsonl")]
     return files
 
 

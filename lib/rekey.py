@@ -1,23 +1,11 @@
 """Carry a study's recorded runs across a change of code that computes the same thing.
 
-    python -m lib.rekey recipe --from f986d6a [--rename Model_3=Model_3_maxpool ...]
+    python -m lib.rekey recipe --from f986d6a [--rename Model_3=Model_3_maxpool ...] [--dry-run]
 
-A refactor (a class renamed, a default moved from the notebook into the study's
-[defaults], the inputs hash itself redefined) makes every row of a study stale although
-nothing any run computed has changed, and running the study again costs hours. This proves
-instead, variant by variant, that the code at commit FROM with the variant's parameters of
-then and today's code with its parameters of today compute the same thing: each runs the
-study's notebook on the same smoke run (10,000 training and 1,000 test images, one epoch,
-eager, seed 1), here, one after the other, and the two histories must be equal to the last
-bit. Then the variant's complete rows whose inputs hash is the one the code at FROM gives
-them get today's variant name, parameters, model name and inputs hash, and keep what they
-had under "rekeyed" (with the commit). A variant whose smoke runs differ, or a row that other
-code made, is left as it is: stale, for `make study ... ARGS=--rerun-stale`.
-
-`--rename OLD=NEW`: the variant OLD of then is today's NEW (default: the same name).
-Nothing is written with --dry-run. The Optuna storage is not touched: a storage that still
-holds the old trials would export them again, so delete it (a fresh storage starts from the
-results file).
+Variant by variant, the code at FROM and today's code run the study's notebook on the same
+smoke run, here; where the two histories are equal to the last bit, the variant's rows made by
+the code at FROM get today's name, parameters, model and inputs hash, keeping what they had
+under "rekeyed". Anything else stays stale. The rules and an example: docs/studies.md.
 """
 import argparse
 import json

@@ -5,44 +5,9 @@ papermill with injected parameters, recorded in Optuna's storage, exported as JS
     python -m lib.study export recipe [--storage URL]
     python -m lib.study compare recipe     # its runs of today's code, paired with the baseline
 
-A study is a file `studies/<name>.toml` (or a path to one):
-
-    notebook = "notebooks/03_final.py"   # the notebook every run executes
-    seeds = [101, 102, 103]              # every variant runs once per seed
-    baseline = "Model_3"                 # the variant the others are compared with
-    [defaults]                           # parameters every variant gets (optional)
-    [variants]                           # name = the parameters it injects
-    Model_3 = {}
-    wd_0 = {weight_decay = 0.0}
-    [environment]                        # optional: the float path every run takes (see
-    ATEN_CPU_CAPABILITY = "avx2"         # FLOAT_PATH); part of the inputs hash
-    [stop_early]                         # optional: stop a clear loser (see `stopped`)
-    after = 4                            # paired seeds it is judged on
-    below = -0.05                        # stopped if its mean difference is below this and
-    variants = ["wd_0"]                  # its 95 % interval excludes zero (default: all)
-
-Each (variant, seed) is one Optuna trial, enqueued with its parameters as user attributes;
-its value is the run's worst test accuracy over the last 5 epochs. `run` enqueues what is
-missing, then starts `--jobs` worker processes (each with cores/jobs threads) that pull
-trials from the storage until none is left; on other machines the same command with the same
-`--storage` adds workers to the same study. A run recorded as complete is never run again. A
-run stopped from outside (Ctrl-C, SIGTERM) is enqueued again by the next `run`; a run whose
-worker died (killed, machine lost) stops sending heartbeats and is enqueued again by a live
-worker once its heartbeat is stale. A notebook that fails is a result: recorded as failed
-with its error, and run again only with --retry-failed. A run whose code changed since (its
-inputs hash differs from today's) is marked stale by the recipe notebook and run again only
-with --rerun-stale.
-
-The results, one run a row, go to `studies/<name>.jsonl` (rewritten after every run, atomically);
-that file is the committed record, and a fresh storage skips what it already holds. The
-default storage is $STUDY_STORAGE, else a SQLite file, `build/studies/<name>.db` (nothing to
-start); `run` hands the URL to its workers in STUDY_STORAGE, so that a password in it is on no
-command line. The executed notebook of every run is kept under `build/studies/<name>/`.
-
-Several `run`s started at once on a new study all proceed (creating the same tables is tried
-again). Should the storage go away mid-study, each worker stops (exit status LOST) once its
-run has ended, whose row then goes to the results file, and `run` says so in one line; the
-same command resumes once the storage is back, and a row only the file holds counts as done.
+This module: a study's definition (`studies/<name>.toml`, checked by `load`), the rules over
+its rows (`stopped`, `needed`, `inputs_hash`), its results file and the command; the storage
+and the workers are lib/runner.py. The file's keys, resume, faults: docs/studies.md.
 """
 import argparse
 import contextlib

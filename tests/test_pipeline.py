@@ -188,11 +188,13 @@ def test_a_report_depends_on_every_study_its_notebook_reads():
 
     nb = jupytext.read(REPO / "notebooks/06_frontier.py")
     names = [p.name for p in data_files(nb, {})]
+    recipes = [f"frontier_{s}.{ext}" for s in ("3k", "stem", "2600", "2k", "1k") for ext in ("toml", "jsonl")]
     assert names == ["frontier_confirm.toml", "frontier_confirm.jsonl", "frontier_avx2.toml", "frontier_avx2.jsonl",
-                     "frontier.toml", "frontier.jsonl"]
+                     *recipes, "frontier.toml", "frontier.jsonl"]
     names = [p.name for p in data_files(nb, {"study": "tests/studies/smoke.toml", "confirm_study": None,
-                                             "float_path_study": ""})]
-    assert names == ["smoke.toml", "smoke.jsonl"]
+                                             "float_path_study": "", "recipe_studies": " frontier_2k, ,frontier_1k"})]
+    assert names == ["frontier_2k.toml", "frontier_2k.jsonl", "frontier_1k.toml", "frontier_1k.jsonl",
+                     "smoke.toml", "smoke.jsonl"]
 
 
 def dying_kernels(monkeypatch, deaths):
