@@ -414,6 +414,12 @@ class Frontier_map14_1936(Frontier_shared_1936):
         self.block1[0][0].padding, self.block1[1][0].padding = (2, 2), (1, 1)  # 6x28x28 RF 5, 7
 
 
+class Frontier_map14_1699(Frontier_map14_1936):
+    """Frontier_map14_1936's 14x14 small map at Frontier_shared_1699's widths (6 / 17 / 12, the
+    third small conv tied to the second): 1,699 parameters."""
+    stem, width, out = 6, 17, 12
+
+
 def scale_free(model):
     """`model` with every BatchNorm's scale fixed at 1 (a buffer, no longer a parameter); its
     shift stays: one parameter a channel instead of two. Where a ReLU follows, a positive scale
@@ -516,6 +522,6 @@ FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Fron
                                           Frontier_shared_2800, Frontier_shared_2544,
                                           Frontier_shared_2996, Frontier_one_3000, Frontier_one_2702,
                                           Frontier_one_2420, Frontier_free_1932, Frontier_leaky_1936,
-                                          Frontier_shared_1699)}
+                                          Frontier_shared_1699, Frontier_map14_1699)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
