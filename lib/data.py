@@ -63,19 +63,6 @@ def idx_bytes(array):
     return header + a.tobytes()
 
 
-def read_idx(data):
-    """IDX bytes -> numpy uint8 array (the inverse of idx_bytes)."""
-    magic = int.from_bytes(data[:4], "big")
-    ndim = {2051: 3, 2049: 1}.get(magic)
-    if ndim is None:
-        raise DataError(f"not an MNIST IDX file (magic {magic})")
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    body = data[4 + 4 * ndim:]
-    if len(body) != int(np.prod(shape)):
-        raise DataError(f"IDX body has {len(body)} bytes, header says {shape}")
-    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
-
-
 def write_atomic(path, data):
     """Write bytes to `path` via a temp file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ def trained(metrics):
     return {stem: m for stem, m in metrics.items() if "study" not in m}
 
 
-def tuned(rows, limits=(1000, 2000)):
+def tuned(rows, limits=(1000, 1700, 2000)):
     """The frontier's recipes made for a size, in a few words: the smallest size whose every
     tuning seed holds 99.40 % and the best mean at each of `limits` parameters."""
     name = lambda r: f"{r['model']}{'' if r['variant'] == r['model'] else ', ' + r['variant']}"

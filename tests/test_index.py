@@ -72,12 +72,15 @@ def test_a_frontier_row_names_the_smallest_size_every_seed_holds_and_the_report_
                                    {**row("Layout", 2800, 6, 8, 99.42), "variant": "Layout"}]})
     assert tuned.endswith("Mid held on 10 of 10 (mean 99.47 %); with a recipe or layout made for the size "
                           "(2 sizes, tuning seeds), every seed holds 99.40 % from none of them; the best mean at "
-                          "≤ 1,000 params: none measured; the best mean at ≤ 2,000 params: 99.31 % (Tied, batch_64, 1,936)")
+                          "≤ 1,000 params: none measured; the best mean at ≤ 1,700 params: none measured; the best mean at "
+                          "≤ 2,000 params: 99.31 % (Tied, batch_64, 1,936)")
     tuned = result({**m, "tuned": [{**row("Tied", 1936, 8, 8, 99.43), "variant": "batch_64"},
                                    {**row("Layout", 980, 6, 8, 99.12), "variant": "Layout"},
+                                   {**row("Narrow", 1699, 1, 8, 99.05), "variant": "Narrow"},
                                    {**row("Wider", 2800, 8, 8, 99.50), "variant": "Wider"}]})
     assert tuned.endswith("every seed holds 99.40 % from 1,936 params (Tied, batch_64, mean 99.43 %); the best mean "
-                          "at ≤ 1,000 params: 99.12 % (Layout, 980); the best mean at ≤ 2,000 params: 99.43 % "
+                          "at ≤ 1,000 params: 99.12 % (Layout, 980); the best mean at ≤ 1,700 params: 99.12 % (Layout, 980); "
+                          "the best mean at ≤ 2,000 params: 99.43 % "
                           "(Tied, batch_64, 1,936)")  # a layout of its own: no variant named
     assert "recipe per size" not in text
 
