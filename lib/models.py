@@ -483,6 +483,13 @@ class Frontier_one_2420(FrontierOneStem):
     stem, width, out = 8, 20, 16
 
 
+class Frontier_one_shared_1683(FrontierOneStem, FrontierShared):
+    """One full-resolution conv (FrontierOneStem) and the third small conv tied to the second
+    (FrontierShared), at 6 / 21 / 12: 1,683 parameters. Frontier_shared_1936's 3x3 conv at full
+    resolution (336 parameters) spent on a 21st channel on the small map."""
+    stem, width, out = 6, 21, 12
+
+
 class Woolly_3762(nn.Module):
     """The 3,762-parameter layout of a course repo (adilsammar/woolly-of-cv, MNIST, "3762"):
     three blocks of three padded 3x3 convs, 4-4-4 at 28x28, max-pool, 8-8-8 at 14x14,
@@ -522,6 +529,7 @@ FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Fron
                                           Frontier_shared_2800, Frontier_shared_2544,
                                           Frontier_shared_2996, Frontier_one_3000, Frontier_one_2702,
                                           Frontier_one_2420, Frontier_free_1932, Frontier_leaky_1936,
-                                          Frontier_shared_1699, Frontier_map14_1699)}
+                                          Frontier_shared_1699, Frontier_map14_1699,
+                                          Frontier_one_shared_1683)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
