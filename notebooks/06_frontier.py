@@ -62,7 +62,7 @@
 study = "frontier"  # studies/<study>.toml and its results studies/<study>.jsonl (or a .toml path)
 confirm_study = "frontier_confirm"  # the deciding sizes on the report seeds 1-10 (a name or a .toml path; "" for none)
 float_path_study = "frontier_avx2"  # the same seeds on another float path (a name or a .toml path; "" for none)
-recipe_studies = "frontier_3k,frontier_stem,frontier_2600,frontier_2k,frontier_1k"  # studies of a recipe per size, comma-separated (names or .toml paths; "" for none)
+recipe_studies = "frontier_3k,frontier_stem,frontier_2600,frontier_2k,frontier_1700,frontier_1k"  # studies of a recipe per size, comma-separated (names or .toml paths; "" for none)
 out_dir = "reports"
 
 # %%

@@ -28,3 +28,8 @@ def test_every_relative_link_resolves(page):
 def test_every_docs_page_is_linked_from_the_readme():
     linked = {(REPO / t).resolve() for t in relative_links(REPO / "README.md")}
     assert not [p.name for p in PAGES[1:] if p.resolve() not in linked]
+
+
+def test_every_study_is_named_where_the_studies_are_listed():
+    page = (REPO / "docs/studies.md").read_text()
+    assert not [p.stem for p in sorted((REPO / "studies").glob("*.toml")) if f"`{p.stem}`" not in page]
