@@ -490,6 +490,15 @@ class Frontier_one_shared_1683(FrontierOneStem, FrontierShared):
     stem, width, out = 6, 21, 12
 
 
+class Frontier_one_map14_1683(Frontier_one_shared_1683):
+    """Frontier_one_shared_1683 with its full-resolution conv padded: the pool gives 14x14
+    instead of 12x12 and the small convs end on 6x6. The same 1,683 parameters."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__(dropout)
+        self.block1[0][0].padding = (2, 2)        # 6x28x28  RF 5
+
+
 class Woolly_3762(nn.Module):
     """The 3,762-parameter layout of a course repo (adilsammar/woolly-of-cv, MNIST, "3762"):
     three blocks of three padded 3x3 convs, 4-4-4 at 28x28, max-pool, 8-8-8 at 14x14,
@@ -530,6 +539,6 @@ FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Fron
                                           Frontier_shared_2996, Frontier_one_3000, Frontier_one_2702,
                                           Frontier_one_2420, Frontier_free_1932, Frontier_leaky_1936,
                                           Frontier_shared_1699, Frontier_map14_1699,
-                                          Frontier_one_shared_1683)}
+                                          Frontier_one_shared_1683, Frontier_one_map14_1683)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
