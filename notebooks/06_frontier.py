@@ -128,7 +128,8 @@ published.set_index("label").drop(columns="macs").fillna("not stated")
 # ## The report seeds
 # The sizes that decide the first target — the smallest whose every tuning seed holds (the
 # margin asked for above, where none of ≤ 4,000 parameters has it, set aside) and the size below
-# it — run again on the report seeds 1–10, which nobody tuned on (`studies/<confirm_study>.toml`):
+# it — run again on the report seeds 1–10, which nobody tuned on (`studies/<confirm_study>.toml`),
+# and so do the configurations a recipe study picked for an aim (its `.toml` says which):
 
 # %%
 evidence.per_size(confirmed) if confirmed is not None else confirm
