@@ -188,7 +188,7 @@ def test_a_report_depends_on_every_study_its_notebook_reads():
 
     nb = jupytext.read(REPO / "notebooks/06_frontier.py")
     names = [p.name for p in data_files(nb, {})]
-    recipes = [f"frontier_{s}.{ext}" for s in ("3k", "stem", "2600", "2k", "1k") for ext in ("toml", "jsonl")]
+    recipes = [f"frontier_{s}.{ext}" for s in ("3k", "stem", "2600", "2k", "1700", "1k") for ext in ("toml", "jsonl")]
     assert names == ["frontier_confirm.toml", "frontier_confirm.jsonl", "frontier_avx2.toml", "frontier_avx2.jsonl",
                      *recipes, "frontier.toml", "frontier.jsonl"]
     names = [p.name for p in data_files(nb, {"study": "tests/studies/smoke.toml", "confirm_study": None,
