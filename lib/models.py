@@ -35,10 +35,8 @@ class BlurPool(nn.Module):
 
 
 class Model_1(nn.Module):
-    """The seed repo's Block 2 network, reproduced exactly: 7,904 parameters.
-
-    ReLU -> BatchNorm -> Dropout2d after every conv but the last; no biases.
-    """
+    """The seed repo's Block 2 network, reproduced exactly: 7,904 parameters. ReLU ->
+    BatchNorm -> Dropout2d after every conv but the last; no biases."""
 
     def __init__(self, dropout=0.01):
         super().__init__()
@@ -130,7 +128,6 @@ class Model_3_maxpool(Model_3):
     def __init__(self, dropout=0.0):
         super().__init__(dropout)
         self.pool = nn.MaxPool2d(2)              # 8x11x11   RF 8
-
 
 
 class Model_3_stride2(nn.Module):
@@ -385,16 +382,14 @@ class Frontier_shared_1699(FrontierShared):
 
 
 class Frontier_stem8_1928(FrontierShared):
-    """Frontier_shared_1936's budget moved toward full resolution: 8 channels there (as
-    Frontier_sep_3592), 16 on the small map, the third small conv tied to the second, 10 into
-    the classifier. 1,928 parameters."""
+    """Frontier_shared_1936's budget moved toward full resolution: 8 / 16 / 10 (8 channels
+    there, as Frontier_sep_3592), the third small conv tied to the second: 1,928 parameters."""
     stem, width, out = 8, 16, 10
 
 
 class Frontier_deep_1976(Frontier_shared_1936):
-    """Frontier_shared_1936 with its tied small conv applied once more, with padding 1 on the
-    7x7 map and a BatchNorm of its own: five small convs, RF 34, for 40 parameters more:
-    1,976 parameters."""
+    """Frontier_shared_1936 with its tied small conv applied once more, padded, on the 7x7 map
+    (its own BatchNorm): five small convs, RF 34, for 40 parameters more: 1,976 parameters."""
 
     def __init__(self, dropout=0.0):
         super().__init__(dropout)
@@ -418,6 +413,11 @@ class Frontier_map14_1699(Frontier_map14_1936):
     """Frontier_map14_1936's 14x14 small map at Frontier_shared_1699's widths (6 / 17 / 12, the
     third small conv tied to the second): 1,699 parameters."""
     stem, width, out = 6, 17, 12
+
+
+class Frontier_map14_977(Frontier_map14_1936):
+    """Frontier_map14_1936's 14x14 small map at Frontier_shared_977's widths (3 / 14 / 8): 977 parameters."""
+    stem, width, out = 3, 14, 8
 
 
 def scale_free(model):
@@ -499,6 +499,11 @@ class Frontier_one_map14_1683(Frontier_one_shared_1683):
         self.block1[0][0].padding = (2, 2)        # 6x28x28  RF 5
 
 
+class Frontier_one_map14_978(Frontier_one_map14_1683):
+    """Frontier_one_map14_1683 at 4 / 15 / 7: 978 parameters."""
+    stem, width, out = 4, 15, 7
+
+
 class Woolly_3762(nn.Module):
     """The 3,762-parameter layout of a course repo (adilsammar/woolly-of-cv, MNIST, "3762"):
     three blocks of three padded 3x3 convs, 4-4-4 at 28x28, max-pool, 8-8-8 at 14x14,
@@ -539,6 +544,7 @@ FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Fron
                                           Frontier_shared_2996, Frontier_one_3000, Frontier_one_2702,
                                           Frontier_one_2420, Frontier_free_1932, Frontier_leaky_1936,
                                           Frontier_shared_1699, Frontier_map14_1699,
-                                          Frontier_one_shared_1683, Frontier_one_map14_1683)}
+                                          Frontier_one_shared_1683, Frontier_one_map14_1683,
+                                          Frontier_map14_977, Frontier_one_map14_978)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
