@@ -19,9 +19,8 @@ def conv(c_in, c_out, k=3, padding=0, dropout=0.0, order="relu-bn", stride=1):
 
 
 class BlurPool(nn.Module):
-    """Anti-aliased subsampling (Zhang, "Making convolutional networks shift-invariant again",
-    2019): a fixed 3x3 binomial blur ([1, 2, 1] x [1, 2, 1] / 16, per channel, reflected
-    borders), then every second pixel. No parameters."""
+    """Anti-aliased subsampling (Zhang, "Making convolutional networks shift-invariant again", 2019): a
+    fixed 3x3 binomial blur ([1, 2, 1] x [1, 2, 1] / 16, reflected borders), then every second pixel."""
 
     kernel_size, stride, padding = 3, 2, 1  # for the receptive-field table
 
@@ -116,14 +115,12 @@ class Model_3(nn.Module):
         return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
 
 
-# --- candidates: variants of Model_3 for the studies (studies/*.toml), named for what they
-# change. Not blocks: the recipe notebook (05_recipe) shows how each did against block 3's
-# model of then, Model_3_maxpool.
+# --- candidates: variants of Model_3 for the studies, named for what they change. Not blocks: the
+# recipe notebook (05_recipe) shows how each did against block 3's model of then, Model_3_maxpool.
 
 class Model_3_maxpool(Model_3):
-    """Block 3's model before the search for a margin: Model_3 with a plain 2x2 max-pool
-    (22 -> 11) instead of the anti-aliased one. 7,912 parameters, 668,384 MACs per image.
-    The recipe study's baseline, and the model the other candidates change."""
+    """Block 3's model before the search for a margin: Model_3 with a plain 2x2 max-pool (22 -> 11).
+    7,912 parameters, 668,384 MACs; the recipe study's baseline, which the other candidates change."""
 
     def __init__(self, dropout=0.0):
         super().__init__(dropout)
@@ -131,9 +128,8 @@ class Model_3_maxpool(Model_3):
 
 
 class Model_3_stride2(nn.Module):
-    """An earlier Model_3: downsample inside the first conv. One 5x5 conv of stride 2 turns
-    the 28x28 image into a 12x12 map at once (RF 5, no full-resolution map), then four 3x3
-    convs on it. 7,944 parameters, 402,304 MACs per image."""
+    """An earlier Model_3: one 5x5 conv of stride 2 turns the 28x28 image into a 12x12 map at once
+    (RF 5, no full-resolution map), then four 3x3 convs. 7,944 parameters, 402,304 MACs per image."""
 
     def __init__(self, dropout=0.0):
         super().__init__()
@@ -243,9 +239,9 @@ class Model_3_separable(Model_3_maxpool):
         self.head = nn.Conv2d(10, 10, 1, bias=False)
 
 
-# --- the frontier: how small can the network be? (studies/frontier.toml, 06_frontier). Block 3's
-# layout at other widths, its small map made of depthwise-separable convs at the small end, and
-# one course repo's layout for comparison. Each size a named class: a study row names it.
+# --- the frontier: how small can the network be? (studies/frontier*.toml, 06_frontier). Block 3's
+# layout at other widths and in other shapes, and one course repo's layout for comparison. Each
+# size a named class: a study row names it.
 
 def dw_separable(c_in, c_out, order="bn-relu"):
     """A depthwise-separable 3x3 conv: one 3x3 filter per input channel (groups = c_in), then
@@ -256,10 +252,9 @@ def dw_separable(c_in, c_out, order="bn-relu"):
 
 
 class Frontier(nn.Module):
-    """Block 3's layout at widths set by the subclass: `stem` channels in the two
-    full-resolution convs, `width` on the 11x11 map, `out` into the classifier; with
-    `depthwise`, the four convs of the small map are depthwise-separable (`dw_separable`).
-    RF 30, as Model_3."""
+    """Block 3's layout at widths set by the subclass: `stem` channels in the two full-resolution
+    convs, `width` on the 11x11 map, `out` into the classifier; with `depthwise`, the four convs of
+    the small map are depthwise-separable (`dw_separable`). RF 30, as Model_3."""
 
     stem, width, out, depthwise = 8, 16, 8, False
 
@@ -333,9 +328,8 @@ class Frontier_sep_931(Frontier):
 
 
 class FrontierShared(Frontier):
-    """A `Frontier` (depthwise-separable small map) whose third small conv is its second applied
-    again: both weights tied (one depthwise 3x3 filter bank, one 1x1 conv), its BatchNorm its
-    own. The depth and receptive field of the layout, for the weights of one conv fewer."""
+    """A `Frontier` (depthwise-separable small map) whose third small conv is its second applied again,
+    weights tied, its BatchNorm its own: the depth and RF of the layout for one conv's weights fewer."""
     depthwise = True
 
     def __init__(self, dropout=0.0):
@@ -400,9 +394,8 @@ class Frontier_deep_1976(Frontier_shared_1936):
 
 
 class Frontier_map14_1936(Frontier_shared_1936):
-    """Frontier_shared_1936 on a larger small map: its two full-resolution convs padded, so the
-    image stays 28x28, the pool gives 14x14 instead of 11x11 and the small convs end on 6x6
-    instead of 3x3. The same 1,936 parameters, two thirds more multiply-accumulates."""
+    """Frontier_shared_1936 on a larger small map: its full-resolution convs padded (28x28), the pool
+    gives 14x14, not 11x11. The same 1,936 parameters, two thirds more multiply-accumulates."""
 
     def __init__(self, dropout=0.0):
         super().__init__(dropout)
@@ -433,9 +426,8 @@ def scale_free(model):
 
 
 class Frontier_free_1932(FrontierShared):
-    """Frontier_shared_1936 with BatchNorm's scale traded for a channel: every BatchNorm without
-    its scale (`scale_free`), 21 channels on the small map instead of 20 (6 / 21 / 12, the
-    third small conv tied to the second): 1,932 parameters."""
+    """Frontier_shared_1936 with BatchNorm's scale (`scale_free`) traded for a 21st channel on the
+    small map (6 / 21 / 12, the third small conv tied to the second): 1,932 parameters."""
     stem, width, out = 6, 21, 12
 
     def __init__(self, dropout=0.0):
@@ -456,11 +448,10 @@ class Frontier_leaky_1936(Frontier_shared_1936):
 
 
 class FrontierOneStem(Frontier):
-    """A `Frontier` (depthwise-separable small map) that sees the digit at full resolution once:
-    the 5x5 conv alone, without the 3x3 conv after it (c1^2 9 + 2 c1 parameters: 592 of
-    Frontier_sep_3592's 3,592). The pool turns 24x24 into 12x12, and the four small convs end
-    on a 4x4 map instead of 3x3: RF 30, as Model_3. At 7,944 parameters one full-resolution
-    conv did as well as two (Model_3_one_5x5, studies/recipe.toml)."""
+    """A `Frontier` (depthwise-separable small map) that sees the digit at full resolution once: the
+    5x5 conv without the 3x3 after it (c1^2 9 + 2 c1 parameters fewer). The pool gives 12x12, the
+    small convs end on 4x4: RF 30, as Model_3. At 7,944 parameters one full-resolution conv did as
+    well as two (Model_3_one_5x5, studies/recipe.toml)."""
     depthwise = True
 
     def __init__(self, dropout=0.0):
@@ -504,12 +495,21 @@ class Frontier_one_map14_978(Frontier_one_map14_1683):
     stem, width, out = 4, 15, 7
 
 
+class Frontier_one3_978(FrontierOneStem, FrontierShared):
+    """One padded 3x3 conv of 7 channels at full resolution (as the published 997-parameter model,
+    JoshWarn/Parameter-Efficient-MNIST), a 14x14 small map at 14 / 8, tied as 977: 978 parameters."""
+    stem, width, out = 7, 14, 8
+
+    def __init__(self, dropout=0.0):
+        super().__init__(dropout)
+        self.block1 = conv(1, self.stem, padding=1, dropout=dropout, order="bn-relu")  # 7x28x28  RF 3
+
+
 class Woolly_3762(nn.Module):
-    """The 3,762-parameter layout of a course repo (adilsammar/woolly-of-cv, MNIST, "3762"):
-    three blocks of three padded 3x3 convs, 4-4-4 at 28x28, max-pool, 8-8-8 at 14x14,
-    max-pool, 8-8-8 at 7x7, global average pool, a 1x1 conv 8 -> 10. Each conv with a bias,
-    then BatchNorm, ReLU and Dropout2d (their 0.01 by default; our recipe passes its own),
-    as theirs. 3,762 parameters."""
+    """The 3,762-parameter layout of a course repo (adilsammar/woolly-of-cv, MNIST, "3762"): three
+    blocks of three padded 3x3 convs, 4-4-4 at 28x28, max-pool, 8-8-8 at 14x14, max-pool, 8-8-8 at
+    7x7, global average pool, a 1x1 conv 8 -> 10. Each conv with a bias, then BatchNorm, ReLU and
+    Dropout2d (their 0.01 by default; our recipe passes its own), as theirs. 3,762 parameters."""
 
     def __init__(self, dropout=0.01):
         super().__init__()
@@ -545,6 +545,6 @@ FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Fron
                                           Frontier_one_2420, Frontier_free_1932, Frontier_leaky_1936,
                                           Frontier_shared_1699, Frontier_map14_1699,
                                           Frontier_one_shared_1683, Frontier_one_map14_1683,
-                                          Frontier_map14_977, Frontier_one_map14_978)}
+                                          Frontier_map14_977, Frontier_one_map14_978, Frontier_one3_978)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
