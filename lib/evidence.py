@@ -503,10 +503,20 @@ def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
 
 
 # --- the CLI's compare -----------------------------------------------------------------------
-def summary(name):
-    """A study's evidence as text (`python -m lib.study compare`): the variant table, how many
-    runs hold 99.40 % and where they ran."""
+def summary(name, baseline=None):
+    """A study's evidence as text (`python -m lib.study compare`): the variant table, paired
+    with the study's baseline or the variant `baseline`, how many runs hold 99.40 % and where
+    they ran."""
+    import dataclasses  # here, not at the top: the top of this module is in every study report's key
+
+    from lib.study import StudyError
+
     ev = of(name)
+    if baseline not in (None, ev.study.baseline):
+        if baseline not in ev.study.variants:
+            raise StudyError(f"--baseline {baseline!r}: not a variant of {ev.study.path.name}; allowed: "
+                             + ", ".join(ev.study.variants))
+        ev = dataclasses.replace(ev, table=compare.variant_table(ev.df, baseline) if len(ev.df) else None)
     lines_ = [f"[{ev.study.name}] {len(ev.df)} complete runs of today's code, of {len(ev.study.grid())} in "
               f"the grid ({len(ev.rows) - len(ev.df)} other rows recorded: stale, failed or of other parameters)"]
     if ev.table is None:

@@ -300,6 +300,7 @@ def main(argv=None):
         ("export", "rewrite the study's results file from its storage")]}
     compare = sub.add_parser("compare", help="print the study's runs of today's code, paired with its baseline")
     compare.add_argument("study", help="a name in studies/ (recipe) or a path to a .toml")
+    compare.add_argument("--baseline", help="pair with this variant instead of the study's baseline")
     for p in commands.values():
         p.add_argument("study", help="a name in studies/ (recipe) or a path to a .toml")
         p.add_argument("--storage", default=os.environ.get("STUDY_STORAGE") or None,
@@ -317,7 +318,7 @@ def main(argv=None):
     try:
         if args.command == "compare":
             from lib.evidence import summary
-            return print(summary(args.study))
+            return print(summary(args.study, args.baseline))
         if args.max_runs is not None and args.max_runs < 1:
             raise StudyError(f"--max-runs={args.max_runs} is invalid; allowed: an integer >= 1")
         if args.jobs < 1:

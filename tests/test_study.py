@@ -182,6 +182,12 @@ def test_compare_prints_current_runs_paired_with_the_baseline(tmp_path):
     assert re.search(r"other +2 +99\.325 .* -0\.075 \(2 seeds\)", out), out  # seeds 1 and 2 only
     assert "held 99.40 % in each of the last 5 epochs: base 2 of 3, other 1 of 2" in out
     assert "ran on: cpu (x), 1 thread(s), eager" in out
+    done = study_cmd("compare", toml, "--baseline", "other")  # the other way round
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"base +3 +99\.467 .* \+0\.075 \(2 seeds\)", done.stdout), done.stdout
+    done = study_cmd("compare", toml, "--baseline", "nope")
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"error: --baseline 'nope': not a variant of {toml.name}; allowed: base, other"], done.stderr
 
 
 @pytest.mark.parametrize("where", ["sqlite", "postgresql"])
