@@ -150,9 +150,8 @@ class Model_3_stride2(nn.Module):
 
 
 class Model_3_one_5x5(nn.Module):
-    """An earlier Model_3: one full-resolution conv. One 5x5 conv of 8 channels on the 28x28
-    image (RF 5), a max-pool to 12x12, then four 3x3 convs on it (Model_3 adds a 3x3 conv at
-    full resolution and ends in 8 channels instead of 12). 7,944 parameters, 488,704 MACs."""
+    """An earlier Model_3: one 5x5 conv of 8 channels at full resolution (RF 5), a max-pool to
+    12x12, four 3x3 convs ending in 12 channels. 7,944 parameters, 488,704 MACs per image."""
 
     def __init__(self, dropout=0.0):
         super().__init__()
@@ -180,9 +179,8 @@ def separable(c_in, c_out, order="bn-relu"):
 
 
 class Model_3_shared_conv(Model_3_maxpool):
-    """Model_3_maxpool with one more layer and no more weights: its 16 -> 16 conv on the 7x7 map is
-    first applied with padding 1 on the 9x9 map (its own BatchNorm), then as before. One
-    weight, used twice: 7,944 parameters (+32, the BatchNorm), 855,040 MACs (+28 %)."""
+    """Model_3_maxpool with its 16 -> 16 conv of the 7x7 map applied first, padded, on the 9x9 map
+    (its own BatchNorm): one weight used twice. 7,944 parameters (+32), 855,040 MACs (+28 %)."""
 
     def __init__(self, dropout=0.0):
         super().__init__(dropout)
@@ -358,8 +356,7 @@ class Frontier_shared_2800(FrontierShared):
 
 
 class Frontier_shared_2996(FrontierShared):
-    """Frontier_shared_2800 with 26 channels on the small map, not 24: 2,996 parameters,
-    about Frontier_sep_3012's size with one conv's weights tied instead of fewer channels."""
+    """Frontier_shared_2800 with 26 channels on the small map, not 24: 2,996 parameters."""
     stem, width, out = 8, 26, 16
 
 
@@ -370,20 +367,17 @@ class Frontier_shared_2544(FrontierShared):
 
 
 class Frontier_shared_1699(FrontierShared):
-    """Frontier_shared_1936 with 17 channels on the small map, not 20 (6 / 17 / 12, the third
-    small conv tied to the second): 1,699 parameters, within the 1,700 the frontier aims at."""
+    """Frontier_shared_1936 with 17 channels on the small map, not 20: 1,699 parameters."""
     stem, width, out = 6, 17, 12
 
 
 class Frontier_stem8_1928(FrontierShared):
-    """Frontier_shared_1936's budget moved toward full resolution: 8 / 16 / 10 (8 channels
-    there, as Frontier_sep_3592), the third small conv tied to the second: 1,928 parameters."""
+    """Frontier_shared_1936's budget moved toward full resolution: 8 / 16 / 10, 1,928 parameters."""
     stem, width, out = 8, 16, 10
 
 
 class Frontier_deep_1976(Frontier_shared_1936):
-    """Frontier_shared_1936 with its tied small conv applied once more, padded, on the 7x7 map
-    (its own BatchNorm): five small convs, RF 34, for 40 parameters more: 1,976 parameters."""
+    """Frontier_shared_1936 with its tied small conv once more, padded, on 7x7: 1,976 parameters."""
 
     def __init__(self, dropout=0.0):
         super().__init__(dropout)
@@ -414,10 +408,8 @@ class Frontier_map14_977(Frontier_map14_1936):
 
 
 def scale_free(model):
-    """`model` with every BatchNorm's scale fixed at 1 (a buffer, no longer a parameter); its
-    shift stays: one parameter a channel instead of two. Where a ReLU follows, a positive scale
-    passes through it (relu(g x + b) = g relu(x + b / g)) to the next linear layer, which can
-    learn it instead, unless its weights are tied to another's. Returns `model`."""
+    """`model` with every BatchNorm's scale fixed at 1 (a buffer, not a parameter), its shift kept:
+    a positive scale passes a ReLU (relu(g x + b) = g relu(x + b / g)) to the next conv."""
     for bn in [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]:
         scale = bn.weight.detach().clone()
         del bn.weight
@@ -448,10 +440,8 @@ class Frontier_leaky_1936(Frontier_shared_1936):
 
 
 class FrontierOneStem(Frontier):
-    """A `Frontier` (depthwise-separable small map) that sees the digit at full resolution once: the
-    5x5 conv without the 3x3 after it (c1^2 9 + 2 c1 parameters fewer). The pool gives 12x12, the
-    small convs end on 4x4: RF 30, as Model_3. At 7,944 parameters one full-resolution conv did as
-    well as two (Model_3_one_5x5, studies/recipe.toml)."""
+    """A `Frontier` (depthwise-separable small map) with one full-resolution conv, the 5x5 (9 c1^2 +
+    2 c1 parameters fewer): the pool gives 12x12, the small convs end on 4x4, RF 30."""
     depthwise = True
 
     def __init__(self, dropout=0.0):
@@ -475,9 +465,8 @@ class Frontier_one_2420(FrontierOneStem):
 
 
 class Frontier_one_shared_1683(FrontierOneStem, FrontierShared):
-    """One full-resolution conv (FrontierOneStem) and the third small conv tied to the second
-    (FrontierShared), at 6 / 21 / 12: 1,683 parameters. Frontier_shared_1936's 3x3 conv at full
-    resolution (336 parameters) spent on a 21st channel on the small map."""
+    """One full-resolution conv (FrontierOneStem), the third small conv tied to the second
+    (FrontierShared), at 6 / 21 / 12: 1,683 parameters."""
     stem, width, out = 6, 21, 12
 
 
@@ -503,6 +492,16 @@ class Frontier_one3_978(FrontierOneStem, FrontierShared):
     def __init__(self, dropout=0.0):
         super().__init__(dropout)
         self.block1 = conv(1, self.stem, padding=1, dropout=dropout, order="bn-relu")  # 7x28x28  RF 3
+
+
+class Frontier_one3_1985(Frontier_one3_978):
+    """Frontier_one3_978's layout at 8 / 23 / 16: 1,985 parameters."""
+    stem, width, out = 8, 23, 16
+
+
+class Frontier_one3_2480(Frontier_one3_978):
+    """Frontier_one3_978's layout at 8 / 28 / 16: 2,480 parameters."""
+    stem, width, out = 8, 28, 16
 
 
 class Woolly_3762(nn.Module):
@@ -545,6 +544,7 @@ FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Fron
                                           Frontier_one_2420, Frontier_free_1932, Frontier_leaky_1936,
                                           Frontier_shared_1699, Frontier_map14_1699,
                                           Frontier_one_shared_1683, Frontier_one_map14_1683,
-                                          Frontier_map14_977, Frontier_one_map14_978, Frontier_one3_978)}
+                                          Frontier_map14_977, Frontier_one_map14_978, Frontier_one3_978,
+                                          Frontier_one3_1985, Frontier_one3_2480)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
