@@ -192,8 +192,7 @@ class Model_3_shared_conv(Model_3_maxpool):
 
 
 class Model_3_dw_head(Model_3_maxpool):
-    """Model_3_maxpool with a learnt spatial head: a depthwise 3x3 conv (one 3x3 filter per channel,
-    +72 parameters) weighs the final 3x3 map instead of averaging it. 7,984 parameters."""
+    """Model_3_maxpool, a depthwise 3x3 conv weighing the final 3x3 map for GAP: 7,984 parameters."""
 
     def __init__(self, dropout=0.0):
         super().__init__(dropout)
@@ -211,8 +210,7 @@ class MaxAvgPool(nn.AdaptiveAvgPool2d):
 
 
 class Model_3_maxavg_head(Model_3_maxpool):
-    """Model_3_maxpool whose head sees the maximum and the average of each final channel over the 3x3
-    map (16 numbers) through a 16 -> 10 1x1 conv: 7,992 parameters (+80)."""
+    """Model_3_maxpool, its head reading each final channel's maximum and average: 7,992 parameters."""
 
     def __init__(self, dropout=0.0):
         super().__init__(dropout)
@@ -338,8 +336,7 @@ class FrontierShared(Frontier):
 
 
 class Frontier_shared_1936(FrontierShared):
-    """Frontier_sep_2516's widths (6 / 20 / 12) with its third small conv tied to its second:
-    1,936 parameters."""
+    """Frontier_sep_2516's widths (6 / 20 / 12), the third small conv tied to the second: 1,936 parameters."""
     stem, width, out = 6, 20, 12
 
 
@@ -350,8 +347,7 @@ class Frontier_shared_977(FrontierShared):
 
 
 class Frontier_shared_2800(FrontierShared):
-    """Frontier_sep_3592's widths (8 / 24 / 16) with its third small conv tied to its second:
-    2,800 parameters."""
+    """Frontier_sep_3592's widths (8 / 24 / 16), the third small conv tied to the second: 2,800 parameters."""
     stem, width, out = 8, 24, 16
 
 
@@ -471,8 +467,7 @@ class Frontier_one_shared_1683(FrontierOneStem, FrontierShared):
 
 
 class Frontier_one_map14_1683(Frontier_one_shared_1683):
-    """Frontier_one_shared_1683 with its full-resolution conv padded: the pool gives 14x14
-    instead of 12x12 and the small convs end on 6x6. The same 1,683 parameters."""
+    """Frontier_one_shared_1683, its full-resolution conv padded: a 14x14 small map, 1,683 parameters."""
 
     def __init__(self, dropout=0.0):
         super().__init__(dropout)
@@ -504,11 +499,15 @@ class Frontier_one3_2480(Frontier_one3_978):
     stem, width, out = 8, 28, 16
 
 
+class Frontier_one3_970(Frontier_one3_978):
+    """Frontier_one3_978's layout with 8 channels at full resolution: 8 / 13 / 9, 970 parameters."""
+    stem, width, out = 8, 13, 9
+
+
 class Woolly_3762(nn.Module):
-    """The 3,762-parameter layout of a course repo (adilsammar/woolly-of-cv, MNIST, "3762"): three
-    blocks of three padded 3x3 convs, 4-4-4 at 28x28, max-pool, 8-8-8 at 14x14, max-pool, 8-8-8 at
-    7x7, global average pool, a 1x1 conv 8 -> 10. Each conv with a bias, then BatchNorm, ReLU and
-    Dropout2d (their 0.01 by default; our recipe passes its own), as theirs. 3,762 parameters."""
+    """The 3,762-parameter layout of a course repo (adilsammar/woolly-of-cv, MNIST, "3762"): padded
+    3x3 convs 4-4-4 at 28x28, max-pool, 8-8-8 at 14x14, max-pool, 8-8-8 at 7x7, GAP, 1x1 8 -> 10;
+    each conv with a bias, BatchNorm, ReLU, Dropout2d (their 0.01 by default): 3,762 parameters."""
 
     def __init__(self, dropout=0.01):
         super().__init__()
@@ -545,6 +544,6 @@ FRONTIER = {cls.__name__: cls for cls in (Frontier_4530, Frontier_sep_3592, Fron
                                           Frontier_shared_1699, Frontier_map14_1699,
                                           Frontier_one_shared_1683, Frontier_one_map14_1683,
                                           Frontier_map14_977, Frontier_one_map14_978, Frontier_one3_978,
-                                          Frontier_one3_1985, Frontier_one3_2480)}
+                                          Frontier_one3_1985, Frontier_one3_2480, Frontier_one3_970)}
 MODELS.update(CANDIDATES)
 MODELS.update(FRONTIER)
