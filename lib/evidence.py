@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from lib import compare
-from lib.paths import study_path
-from lib.pipeline import shown
+from lib.paths import shown, study_names, study_path
 from lib.study import Study, inputs_hash, key, load, needed, read_results, stopped
 
 LINE = 99.40  # what every one of a run's last 5 epochs must reach
@@ -427,7 +426,7 @@ def frontier_analysis(ev, table, confirmed, both, hold_aim=4000, aims=((2000, 99
 def recipes(names):
     """The frontier's recipe studies (`names`: comma-separated study names or .toml paths),
     each one a study of configurations for one layout and size: {name: `optional`'s}."""
-    return {n: optional(n, "recipe_studies") for n in (s.strip() for s in names.split(",")) if n}
+    return {n: optional(n, "recipe_studies") for n in study_names(names)}
 
 
 def tuned_sizes(found):

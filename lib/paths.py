@@ -1,4 +1,5 @@
-"""Where things are: the checkout, and a study's definition by name or path."""
+"""Where things are: the checkout, a study's definition by name or path, and a path as a
+report shows it."""
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,3 +16,15 @@ def study_path(name_or_path):
     if path.suffix != ".toml":
         return STUDIES / f"{name_or_path}.toml"
     return REPO / path if not path.is_absolute() and not path.exists() else path
+
+
+def study_names(value):
+    """The studies a notebook's study parameter names: one name or .toml path, or several
+    separated by commas."""
+    return [name.strip() for name in str(value or "").split(",") if name.strip()]
+
+
+def shown(path):
+    """A path as a report shows it: relative to the repo where possible (no machine's paths)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from lib.inputs import inputs_key
-from lib.paths import REPO, STAGING_ENV, study_path
+from lib.paths import REPO, STAGING_ENV, shown, study_names, study_path
 
 KERNEL = "python3"
 # A kernel started beside others may die before it answers: Jupyter picks its ports by binding
@@ -34,13 +34,14 @@ KERNEL = "python3"
 # Jupyter). No cell has run then, so the run is started again, up to KERNEL_STARTS times in all.
 KERNEL_STARTS = 3
 KERNEL_DIED = ("Kernel died before replying to kernel_info", "Kernel didn't respond")
-# the smoke run (tests/reference, `run --smoke`, the GPU check's first pass), applied to the
-# notebooks that have each parameter: eager (the same outputs with or without a C++ compiler;
-# the unit tests check compiled training), two seeds for the seeds notebook, a short
-# moving-average horizon so that one epoch of 32 steps shows in the test figures, and the
-# smoke study for the notebooks that read studies
-SMOKE = {"train_limit": 4000, "test_limit": 1000, "epochs": 1, "device": "cpu", "torch_compile": False,
-         "seeds": [1, 2], "ema_decay": 0.9, "study": "tests/studies/smoke.toml",
+# SMOKE_RUN: a short run of any notebook that trains, eager (the same outputs with or without a
+# C++ compiler; the unit tests check compiled training): what `lib.rekey` compares code on and
+# the knob tests run. SMOKE: the smoke run of every notebook (tests/reference, `run --smoke`,
+# the GPU check's first pass), applied to the notebooks that have each parameter: SMOKE_RUN,
+# two seeds for the seeds notebook, a short moving-average horizon so that one epoch of 32
+# steps shows in the test figures, and the smoke study for the notebooks that read studies
+SMOKE_RUN = {"train_limit": 4000, "test_limit": 1000, "epochs": 1, "device": "cpu", "torch_compile": False}
+SMOKE = {**SMOKE_RUN, "seeds": [1, 2], "ema_decay": 0.9, "study": "tests/studies/smoke.toml",
          "confirm_study": "tests/studies/smoke.toml", "float_path_study": "tests/studies/smoke.toml",
          "recipe_studies": "tests/studies/smoke.toml"}
 
@@ -88,10 +89,8 @@ def data_files(nb, params):
     defaults = notebook_parameters(nb)
     files = []
     for name in sorted(n for n in defaults if n == "study" or n.endswith(("_study", "_studies"))):
-        for study in str(params.get(name, parse_value(defaults[name])) or "").split(","):
-            if study.strip():
-                toml = study_path(study.strip())
-                files += [toml, toml.with_suffix(".jsonl")]
+        for toml in map(study_path, study_names(params.get(name, parse_value(defaults[name])))):
+            files += [toml, toml.with_suffix(".jsonl")]
     return files
 
 
@@ -132,12 +131,6 @@ def up_to_date(out, stem, key):
             and json.loads(metrics.read_text()).get("inputs_sha256") == key
     except (OSError, ValueError):
         return False
-
-
-def shown(path):
-    """A path as a report shows it: relative to the repo where possible (no machine's paths)."""
-    path = Path(path).resolve()
-    return os.path.relpath(path, REPO) if path.is_relative_to(REPO) else str(path)
 
 
 def record_paths(ipynb, notebook, report):

@@ -14,12 +14,10 @@ import subprocess
 import sys
 import tempfile
 
-from lib.pipeline import shown
-from lib.paths import REPO
+from lib.paths import REPO, shown
+from lib.pipeline import SMOKE_RUN as SMOKE
 from lib.study import BUILD, StudyError, load, read_results, write_results
 
-SMOKE = {"train_limit": 10000, "test_limit": 1000, "epochs": 1, "device": "cpu",
-         "torch_compile": False}
 SEED = 1
 
 # run inside a source tree (cwd): each variant's inputs hash and smoke history, as JSON

@@ -20,8 +20,8 @@ import threading
 import time
 import warnings
 
-from lib.paths import REPO
-from lib.pipeline import Interrupted, PipelineError, execute, shown
+from lib.paths import REPO, shown
+from lib.pipeline import Interrupted, PipelineError, execute
 from lib.study import (StudyError, inputs_hash, keep_in_results, key, needed, read_results,
                        results_lock, stopped, write_results)
 
@@ -287,20 +287,13 @@ def objective(study, trial, finished):
     if study.variants.get(k[0]) != params or k[1] not in study.seeds:
         trial.set_user_attr("outdated", True)  # enqueued before the study's definition changed
         raise optuna.TrialPruned()
-    today = inputs_hash(study, params)
-    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-        row = other.user_attrs.get("row") or {}
-        done = other.state == TrialState.COMPLETE and row.get("params") == params \
-            and row.get("inputs_sha256") == today
-        running = other.state == TrialState.RUNNING and other.number < trial.number \
-            and other.user_attrs.get("params") == params
-        if key(other) == k and (done or running):
-            trial.set_user_attr("duplicate_of", other.number)  # enqueued twice (two `run`s at once)
-            raise optuna.TrialPruned()
-    rows = recorded(study, trial.study)
+    today, rows = inputs_hash(study, params), recorded(study, trial.study)
     held = rows.get(k) or {}
-    if held.get("status") == "complete" and held["params"] == params and held.get("inputs_sha256") == today:
-        trial.set_user_attr("duplicate_of", held.get("trial"))  # done while the storage was away
+    earlier = [t.number for t in trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+               if key(t) == k and t.number < trial.number and t.user_attrs.get("params") == params]
+    if earlier or held.get("status") == "complete" and held["params"] == params \
+            and held.get("inputs_sha256") == today:  # enqueued twice (two `run`s at once), or done already
+        trial.set_user_attr("duplicate_of", earlier[0] if earlier else held.get("trial"))
         raise optuna.TrialPruned()
     why = stopped(study, rows).get(k[0])
     if why:  # enqueued before its variant was stopped
@@ -396,15 +389,22 @@ def pull(study, url, jobs, heartbeat, max_runs, finished):
             report_progress(study, rows, to_go, jobs, started, trial)
 
 
+def tally(study, rows):
+    """Of {(variant, seed): row}: (complete rows, failed rows, the runs needed, {variant stopped
+    early: why}); a stopped variant's remaining seeds are not needed."""
+    grid = needed(study, rows)
+    held = [rows[k] for k in grid if k in rows]
+    return ([r for r in held if r["status"] == "complete"], [r for r in held if r["status"] == "failed"],
+            grid, stopped(study, rows))
+
+
 def report_progress(study, rows, to_go, jobs, started, trial):
-    """One line per finished run: runs of today's code done / the grid (stopped-early seeds
-    not counted), runs still queued or running, failed, that run, an ETA."""
+    """One line per finished run: runs of today's code done / needed, runs still queued or
+    running, failed, that run, an ETA."""
     today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
-    current = {key(r): r for r in rows if r.get("inputs_sha256") == today.get(r["variant"])}
-    grid = needed(study, current)
-    ok = [current[k] for k in grid if k in current and current[k]["status"] == "complete"]
-    failed = sum(current[k]["status"] == "failed" for k in grid if k in current)
-    row = (trial.user_attrs.get("row") if trial else None) or {}
+    ok, failed, grid, _ = tally(study, {key(r): r for r in rows if r.get("inputs_sha256") == today.get(r["variant"])})
+    failed = len(failed)
+    row = trial.user_attrs.get("row") or {}
     what = (f"{row['variant']} seed {row['seed']}: " + (f"{row['min_last5']:.2f} %" if row["status"] == "complete"
             else "FAILED") + f" in {row['seconds']:.0f} s") if row else "a run ended without a result"
     recent = [r["seconds"] for r in sorted(ok, key=lambda r: r.get("finished", ""))[-20:]] \
@@ -462,11 +462,7 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
     if LOST in codes:
         export(study, storage_study)  # should the storage be back already
         raise StorageLost(went_away(study, url))
-    rows = export(study, storage_study)
-    by_key = {key(r): r for r in rows}
-    stop, grid = stopped(study, by_key), set(needed(study, by_key))
-    ok = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "complete"]
-    bad = [r for r in rows if (r["variant"], r["seed"]) in grid and r["status"] == "failed"]
+    ok, bad, grid, stop = tally(study, {key(r): r for r in export(study, storage_study)})
     print(f"[{study.name}] {len(ok)}/{len(grid)} runs complete, {len(bad)} failed"
           + (f", {len(stop)} variant(s) stopped early" if stop else "")
           + f" -> {shown(study.results)}", flush=True)

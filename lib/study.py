@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lib.inputs import inputs_key
-from lib.paths import REPO, STUDIES, study_path
-from lib.pipeline import notebook_parameters, parse_value, shown
+from lib.paths import REPO, STUDIES, shown, study_path
+from lib.pipeline import notebook_parameters, parse_value
 
 BUILD = REPO / "build" / "studies"
 FIXED = ("seed", "out_dir")  # set by the study, not by a variant

@@ -9,10 +9,10 @@ import shutil
 import nbformat
 import pytest
 
-from lib.pipeline import execute
+from lib.pipeline import SMOKE_RUN, execute
 from conftest import REPO
 
-SMOKE = {"train_limit": 2000, "test_limit": 500, "epochs": 1, "device": "cpu", "torch_compile": False}
+SMOKE = {**SMOKE_RUN, "train_limit": 2000, "test_limit": 500}  # the smoke run on less data: the same paths, in less time
 SMOKE_STUDY = "tests/studies/smoke.toml"
 NO_FIGURE = re.compile(r"\b(nan|NaN|None)\b")
 

@@ -75,7 +75,8 @@ def test_rekey_carries_only_the_rows_whose_smoke_runs_are_equal():
     """`lib.rekey` from this commit: block 3's smoke run at HEAD and today is the same, so its
     rows carry over; the stride-2 model's smoke run is not block 3's, so nothing is carried
     to block 3 from it (a dry run: the committed record is not touched)."""
-    from lib.rekey import SMOKE as SMOKE_RUN, rekey
+    from lib.pipeline import SMOKE_RUN
+    from lib.rekey import rekey
 
     said = []
     smaller = {**SMOKE_RUN, "train_limit": 1000, "test_limit": 200}  # the same proof, in less time
