@@ -5,7 +5,8 @@ Standard: `torchvision.datasets.MNIST` + per-sample PIL `RandomRotation(7)`, `To
 Ours: `lib.train.Batches` — the split resident on the device, a permutation per epoch,
 rotation of whole batches (`rotation_grid` + `grid_sample`), channels-last model — run eager and,
 where `torch.compile` works here (`lib.train.compile_support`), compiled too.
-Same model (the final block's), batch size, optimiser and number of steps; the pipelines are run
+Same model and recipe (block 3's: `lib.train.recipe` with the defaults of notebooks/03_final.py,
+its optimisers, one-cycle schedule and moving average), batch size and number of steps; the pipelines are run
 alternately, `--repeats` times. `ratio` is ours, as the blocks run it by default (compiled on
 the CPU, eager on a GPU: `lib.train.resolve_compile`), over standard: the median of the
 per-repeat ratios. Compiling happens in the warm-up steps and is timed separately.
@@ -33,10 +34,11 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from lib.data import MEAN, STD, ensure_mnist, load_mnist
-from lib.models import Model_3
+from lib.models import MODELS
+from lib.paths import REPO
 from lib.run import cpu_kind, cpu_name
 from lib.summary import macs_per_image
-from lib.train import (Batches, clean_retry, compile_in_place, compile_support, evaluate, pick_device,
+from lib.train import (Batches, clean_retry, compile_in_place, compile_support, evaluate, pick_device, recipe,
                        resolve_compile)
 
 WARMUP = 5  # steps before timing starts (compiling happens in the first)
@@ -58,18 +60,25 @@ def standard_loader(train, batch_size, device):
                       pin_memory=device.type == "cuda", persistent_workers=True)
 
 
+def block_3():
+    """The parameters block 3 runs with: the defaults of notebooks/03_final.py."""
+    import jupytext
+    from lib.pipeline import notebook_parameters, parse_value
+
+    return {n: parse_value(v) for n, v in notebook_parameters(jupytext.read(REPO / "notebooks/03_final.py")).items()}
+
+
 class Trainer:
-    """A model, its optimiser (the final block's: SGD, momentum 0.9, weight decay 1e-4) and a
-    batch source; `rate(steps)` trains and returns images/s, data loading included."""
+    """Block 3's model and recipe (`block_3`, `lib.train.recipe`) on a batch source; `rate(steps)`
+    trains and returns images/s, data loading included."""
 
     def __init__(self, batches, device, channels_last, compile):
         self.batches, self.device, self.channels_last = batches, device, channels_last
-        self.model = Model_3().to(device, memory_format=torch.channels_last if channels_last
-                                  else torch.contiguous_format)
+        self.model, self.optimizer, self.scheduler, self.ema = recipe(block_3(), len(batches), device)
+        if not channels_last:  # as students run it
+            self.model.to(memory_format=torch.contiguous_format)
         if compile:
             compile_in_place(self.model)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9,
-                                         weight_decay=1e-4)
         self.it = iter(batches)
         start = time.perf_counter()
         clean_retry(lambda: self.steps(WARMUP))  # a broken compile cache: cleaned, compiled again
@@ -92,6 +101,9 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(model)
             done += len(y)
         sync(device)
         return done
@@ -214,14 +226,15 @@ def main(argv=None):
     xt, yt = load_mnist(train=False)
     ev_std = eval_standard(trainers["standard"].model, standard_loader(False, 1000, device), device)
     ev_ours = eval_ours(trainers[ours_name].model, Batches(xt, yt, 1000, device), device)
-    macs = macs_per_image(Model_3())
+    model_name = block_3()["model_name"]
+    macs = macs_per_image(MODELS[model_name]())
     peak = matmul_flops(device)
     train_flops = 3 * 2 * macs * median[ours_name]  # forward + backward ~ 3x the forward's MACs
     print("train (median): " + ", ".join(f"{n} {v:.0f} img/s" for n, v in median.items())
           + f" -> one 60,000-image epoch of ours in {60_000 / median[ours_name]:.1f} s "
           f"(+ {10_000 / ev_ours:.1f} s to test 10,000)")
     print(f"eval: standard {ev_std:.0f} img/s, ours {ev_ours:.0f} img/s")
-    print(f"model: Model_3, {macs:,} MACs per image; ours trains at "
+    print(f"model: {model_name}, {macs:,} MACs per image; ours trains at "
           f"{train_flops / 1e9:.2f} GFLOP/s = {100 * train_flops / peak:.1f} % of this device's "
           f"measured fp32 matmul peak ({peak / 1e9:.0f} GFLOP/s)")
     print(f"ours, eager / standard: {median['ours, eager'] / median['standard']:.2f}"

@@ -42,10 +42,11 @@ print(json.dumps(out))
 """
 
 
-def probe(tree, study, variants, smoke=SMOKE):
+def probe(tree, study, variants, smoke):
     """{variant: {params, inputs_sha256, history}} as the code in `tree` computes them."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "TQDM_DISABLE": "1",
-           "MNIST_DATA_DIR": os.environ.get("MNIST_DATA_DIR", str(REPO / "data"))}
+    from lib.data import data_root
+
+    env = {**os.environ, "PYTHONPATH": str(tree), "TQDM_DISABLE": "1", "MNIST_DATA_DIR": str(data_root())}
     done = subprocess.run([sys.executable, "-c", PROBE, study, json.dumps(smoke), str(SEED),
                            json.dumps(variants)], cwd=tree, env=env, capture_output=True, text=True)
     if done.returncode:

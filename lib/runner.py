@@ -101,17 +101,17 @@ def fail_orphans(storage_study, grace):
     return failed
 
 
-def on_schema_race(make, attempts=5):
+def on_schema_race(make):
     """make(), tried again after a short random pause while it fails because another process
     is creating the same tables, schema stamp or study at that moment (several `run`s started
-    at once on a new study: RACES); any other error at once."""
+    at once on a new study: RACES), 5 tries in all; any other error at once."""
     import sqlalchemy
 
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, 6):
         try:
             return make()
         except sqlalchemy.exc.DBAPIError as e:
-            if attempt == attempts or not any(s in str(e.orig) for s in RACES):
+            if attempt == 5 or not any(s in str(e.orig) for s in RACES):
                 raise
         time.sleep(random.uniform(0.1, 0.5) * attempt)
 
@@ -258,15 +258,16 @@ def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False)
 
 
 # --- one worker ---------------------------------------------------------------------------
-def provenance():
-    """Where a run ran: host, CPU/GPU model, threads, versions, commit (and dirty flag), read
-    as the run starts (a worker lives through many runs, and the tree may change meanwhile)."""
+def provenance(device):
+    """Where a run on `device` (a notebook's device parameter) ran: host, CPU/GPU model, threads,
+    versions, commit (and dirty flag), read as the run starts (a worker lives through many runs,
+    and the tree may change meanwhile)."""
     import torch
     from lib.run import cpu_kind, device_name, git_commit
     from lib.train import pick_device
 
     commit, dirty = git_commit()
-    device = pick_device("auto")
+    device = pick_device(device)
     return {"host": socket.gethostname(), "device": f"{device} ({device_name(device)})",
             "cpu": cpu_kind(),
             "cpu_threads": int(os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads()),
@@ -301,7 +302,7 @@ def objective(study, trial, finished):
         raise optuna.TrialPruned()
     variant, seed = k
     row = {"study": study.name, "variant": variant, "seed": seed, "params": params,
-           "notebook": shown(study.notebook), "trial": trial.number, "inputs_sha256": today, **provenance(),
+           "notebook": shown(study.notebook), "trial": trial.number, "inputs_sha256": today, **provenance(params.get("device", "auto")),
            **({"environment": study.environment} if study.environment else {})}
     start = time.perf_counter()
     try:
@@ -402,7 +403,8 @@ def report_progress(study, rows, to_go, jobs, started, trial):
     """One line per finished run: runs of today's code done / needed, runs still queued or
     running, failed, that run, an ETA."""
     today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
-    ok, failed, grid, _ = tally(study, {key(r): r for r in rows if r.get("inputs_sha256") == today.get(r["variant"])})
+    ok, failed, grid, _ = tally(study, {key(r): r for r in rows if r.get("inputs_sha256") == today.get(r["variant"])
+                                        and r["params"] == study.variants.get(r["variant"])})
     failed = len(failed)
     row = trial.user_attrs.get("row") or {}
     what = (f"{row['variant']} seed {row['seed']}: " + (f"{row['min_last5']:.2f} %" if row["status"] == "complete"

@@ -272,14 +272,11 @@ def keep_in_results(study, rows):
 def write_results(study, rows):
     """Write {(variant, seed): row} to the results file (atomically), sorted by variant (in
     the study's order) and seed; returns the rows as written."""
+    from lib.data import write_atomic
+
     order = {v: i for i, v in enumerate(study.variants)}
     rows = sorted(rows.values(), key=lambda r: (order.get(r["variant"], len(order)), r["variant"], r["seed"]))
-    tmp = study.results.with_suffix(f".jsonl.{os.getpid()}.tmp")
-    try:
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-        os.replace(tmp, study.results)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(study.results, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
     return rows
 
 
