@@ -10,7 +10,7 @@ import pandas as pd
 
 from lib import compare
 from lib.paths import shown, study_names, study_path
-from lib.study import Study, inputs_hash, key, load, needed, read_results, stopped
+from lib.study import Study, key, load, needed, of_today, read_results, stopped
 
 LINE = 99.40  # what every one of a run's last 5 epochs must reach
 
@@ -34,11 +34,8 @@ def pct(x, places=2):
 # --- a study's runs -------------------------------------------------------------------------
 def current_runs(study, variant):
     """A study's complete runs of `variant` with today's code and parameters: {seed: row}."""
-    params = study.variants[variant]
-    today = inputs_hash(study, params)
-    return {r["seed"]: r for r in read_results(study.results).values()
-            if r["variant"] == variant and r["status"] == "complete"
-            and r.get("inputs_sha256") == today and r["params"] == params}
+    return {r["seed"]: r for r in of_today(study, read_results(study.results).values())
+            if r["variant"] == variant and r["status"] == "complete"}
 
 
 @dataclass
@@ -89,16 +86,14 @@ def of(name):
     """The `Evidence` of the study `name` (a name in studies/ or a .toml path)."""
     study = load(name)
     rows = list(read_results(study.results).values())
-    today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
-    is_stale = lambda r: r["variant"] in today and (r.get("inputs_sha256") != today[r["variant"]]
-                                                    or r["params"] != study.variants[r["variant"]])
-    fresh = [r for r in rows if not is_stale(r)]
+    fresh = of_today(study, rows)
+    stale = [r for r in rows if r["variant"] in study.variants and r not in fresh]
     df = compare.runs_frame(fresh, study.variants)
     table = compare.variant_table(df, study.baseline) if len(df) else None
     counted = needed(study, {key(r): r for r in fresh})
     runs = table.runs if table is not None else {}
     missing = {v: sum(k[0] == v for k in counted) - int(runs.get(v, 0)) for v in study.variants}
-    return Evidence(study, rows, df, compare.runs_frame([r for r in rows if is_stale(r)]),
+    return Evidence(study, rows, df, compare.runs_frame(stale),
                     [r for r in fresh if r["status"] == "failed"], table,
                     stopped(study, {key(r): r for r in rows}), missing)
 
@@ -158,6 +153,13 @@ def provenance(df):
         rekeyed=("rekeyed", joined), dirty=("git_dirty", "any"), devices=("device", joined),
         cpus=("cpu", joined), threads=("cpu_threads", joined), compiled=("torch_compile", "all"),
         seconds_per_run=("seconds", "median"))
+
+
+def ran_on(row):
+    """Where a study's run ran, in words: device, CPU kind (where recorded), threads, compiled or eager."""
+    return ", ".join(filter(None, (row["device"], row.get("cpu") if isinstance(row.get("cpu"), str) else None,
+                                   f"{row['cpu_threads']} thread(s)",
+                                   "compiled" if row.get("torch_compile") is True else "eager")))
 
 
 def paired(a, b):
@@ -249,9 +251,7 @@ def beside_runner(table, name, values, full):
     runner = pd.Series({s: r["min_last5"] for s, r in second.items()})
     both = pd.DataFrame({"this run": table.min_last5, "studies runner": runner}).reindex(seeds)
     ok = both.dropna()
-    where = "; ".join(sorted({", ".join(filter(None, (
-        r["device"], r.get("cpu"), f"{r['cpu_threads']} thread(s)",
-        "compiled" if r.get("torch_compile") else "eager"))) for r in second.values()}))
+    where = "; ".join(sorted({ran_on(r) for r in second.values()}))
     p = paired(both["this run"], both["studies runner"])
     print(f"Studies runner ({where}): {len(ok)} of {len(seeds)} seeds; "
           f"{int((ok['studies runner'] >= LINE).sum())} hold {LINE:.2f} % (here {int((ok['this run'] >= LINE).sum())}); "
@@ -524,9 +524,5 @@ def summary(name, baseline=None):
         lines_.append(compare.shown(ev.table).to_string())
     held = ev.df.groupby("variant", observed=True).min_last5.agg(lambda v: f"{int((v >= LINE).sum())} of {len(v)}")
     lines_.append("held 99.40 % in each of the last 5 epochs: " + ", ".join(f"{v} {h}" for v, h in held.items()))
-    where = sorted({", ".join(filter(None, (r["device"], r.get("cpu") if isinstance(r.get("cpu"), str) else None,
-                                            f"{r['cpu_threads']} thread(s)",
-                                            "compiled" if r.get("torch_compile") is True else "eager")))
-                    for r in ev.df.to_dict("records")})
-    lines_.append("ran on: " + "; ".join(where))
+    lines_.append("ran on: " + "; ".join(sorted({ran_on(r) for r in ev.df.to_dict("records")})))
     return "\n".join(lines_)

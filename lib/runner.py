@@ -22,7 +22,7 @@ import warnings
 
 from lib.paths import REPO, shown
 from lib.pipeline import Interrupted, PipelineError, execute
-from lib.study import (StudyError, inputs_hash, keep_in_results, key, needed, read_results,
+from lib.study import (StudyError, inputs_hash, keep_in_results, key, needed, of_today, read_results,
                        results_lock, stopped, write_results)
 
 LOST = 75  # the exit status of a worker, and of `run`, whose storage went away
@@ -236,8 +236,7 @@ def enqueue_missing(study, storage_study, retry_failed=False, rerun_stale=False)
     rows = recorded(study, storage_study)
     stop = stopped(study, rows)
     if rerun_stale:
-        today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
-        rows = {k: r for k, r in rows.items() if r.get("inputs_sha256") == today.get(k[0])}
+        rows = {key(r): r for r in of_today(study, rows.values())}
     # running or waiting with its current parameters (a retry another machine's
     # `run --retry-failed` queued included)
     active = {key(t) for t in storage_study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
@@ -402,9 +401,7 @@ def tally(study, rows):
 def report_progress(study, rows, to_go, jobs, started, trial):
     """One line per finished run: runs of today's code done / needed, runs still queued or
     running, failed, that run, an ETA."""
-    today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
-    ok, failed, grid, _ = tally(study, {key(r): r for r in rows if r.get("inputs_sha256") == today.get(r["variant"])
-                                        and r["params"] == study.variants.get(r["variant"])})
+    ok, failed, grid, _ = tally(study, {key(r): r for r in of_today(study, rows)})
     failed = len(failed)
     row = trial.user_attrs.get("row") or {}
     what = (f"{row['variant']} seed {row['seed']}: " + (f"{row['min_last5']:.2f} %" if row["status"] == "complete"

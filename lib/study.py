@@ -156,10 +156,7 @@ def stopped(study, rows):
     rule = study.stop_early
     if not rule:
         return {}
-    today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
-    value = {key(r): r["min_last5"] for r in rows.values() if r["status"] == "complete"
-             and r["params"] == study.variants.get(r["variant"])
-             and r.get("inputs_sha256") == today.get(r["variant"])}
+    value = {key(r): r["min_last5"] for r in of_today(study, rows.values()) if r["status"] == "complete"}
     why = {}
     for variant in rule["variants"]:
         seeds = study.seeds[:rule["after"]]
@@ -205,6 +202,14 @@ def inputs_hash(study, params):
     a row whose hash differs from today's ran other code, and is stale. A default changed in
     the notebook stales only the variants that use it; the study's [environment] counts."""
     return inputs_key(study.notebook, params, keyed=FIXED, environment=study.environment)
+
+
+def of_today(study, rows):
+    """The rows (of an iterable) of today's code and parameters: of a variant the study has, run
+    with its parameters, by code whose inputs hash is today's. Any other row is stale."""
+    today = {v: inputs_hash(study, p) for v, p in study.variants.items()}
+    return [r for r in rows if r["variant"] in today and r["params"] == study.variants[r["variant"]]
+            and r.get("inputs_sha256") == today[r["variant"]]]
 
 
 
