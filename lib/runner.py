@@ -287,12 +287,11 @@ def objective(study, trial, finished):
     if study.variants.get(k[0]) != params or k[1] not in study.seeds:
         trial.set_user_attr("outdated", True)  # enqueued before the study's definition changed
         raise optuna.TrialPruned()
-    today, rows = inputs_hash(study, params), recorded(study, trial.study)
+    rows = recorded(study, trial.study)
     held = rows.get(k) or {}
     earlier = [t.number for t in trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                if key(t) == k and t.number < trial.number and t.user_attrs.get("params") == params]
-    if earlier or held.get("status") == "complete" and held["params"] == params \
-            and held.get("inputs_sha256") == today:  # enqueued twice (two `run`s at once), or done already
+    if earlier or held.get("status") == "complete" and of_today(study, [held]):  # enqueued twice, or done already
         trial.set_user_attr("duplicate_of", earlier[0] if earlier else held.get("trial"))
         raise optuna.TrialPruned()
     why = stopped(study, rows).get(k[0])
@@ -301,7 +300,8 @@ def objective(study, trial, finished):
         raise optuna.TrialPruned()
     variant, seed = k
     row = {"study": study.name, "variant": variant, "seed": seed, "params": params,
-           "notebook": shown(study.notebook), "trial": trial.number, "inputs_sha256": today, **provenance(params.get("device", "auto")),
+           "notebook": shown(study.notebook), "trial": trial.number, "inputs_sha256": inputs_hash(study, params),
+           **provenance(params.get("device", "auto")),
            **({"environment": study.environment} if study.environment else {})}
     start = time.perf_counter()
     try:
