@@ -2,8 +2,8 @@
 Optuna's storage, the workers that pull them, and `run`, which starts them here.
 
 Each (variant, seed) is one trial, enqueued with its parameters as user attributes. A worker
-marks a trial it takes as its own; a trial whose worker died is failed and enqueued again
-once its heartbeat is stale (`fail_orphans`), all through Optuna's public API. Should the
+marks a trial it takes as its own (`take`); a trial whose worker died is failed and enqueued
+again once its heartbeat is stale, or unmarked (`fail_orphans`), all through Optuna's public API. Should the
 storage go away, each worker stops (exit status LOST) once its run has ended, whose row
 then goes to the results file; the same command resumes once the storage is back.
 """
@@ -79,26 +79,37 @@ def open_storage(url, heartbeat=30):
 
 
 def fail_orphans(storage_study, grace):
-    """Fail, and enqueue again, the running trials whose worker died (or lost the storage)
-    between taking them and starting their run: Optuna counts a trial stale only once it has
-    had a heartbeat, and such a trial may have none. Their mark: no "worker" attribute (the
-    run's first act sets it) `grace` s after they began. Returns how many."""
+    """Fail the running trials whose worker died (or lost the storage) between taking them
+    and marking them (`take`), and enqueue again those of the grid: Optuna counts a trial
+    stale only once it has had a heartbeat, and such a trial may have none. Their sign: no
+    "worker" attribute `grace` s after they began. Returns how many."""
     import optuna
     from optuna.trial import TrialState
 
     now = datetime.datetime.now()  # datetime_start is the taking worker's local time
     failed = 0
     for t in storage_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if "worker" in t.user_attrs or "variant" not in t.user_attrs or t.datetime_start is None \
+        if "worker" in t.user_attrs or t.datetime_start is None \
                 or (now - t.datetime_start).total_seconds() <= grace:
             continue
         try:
             storage_study.tell(t.number, state=TrialState.FAIL)
         except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
             continue  # ended meanwhile (another worker failed it first): not ours to enqueue
-        storage_study.enqueue_trial({}, user_attrs={k: t.user_attrs[k] for k in ("variant", "seed", "params")})
+        if "variant" in t.user_attrs:  # one taken past the end of the queue has none: not a run
+            storage_study.enqueue_trial({}, user_attrs={k: t.user_attrs[k] for k in ("variant", "seed", "params")})
         failed += 1
     return failed
+
+
+def take(trial, storage):
+    """Mark `trial` as this worker's: a heartbeat, then the "worker" attribute. A marked trial
+    has a heartbeat, so Optuna fails it once its worker dies; an unmarked one `fail_orphans`
+    fails. (Optuna's own first beat comes from a thread, which may lose the storage after the
+    mark is written: a marked trial with no beat would be waited for forever.)"""
+    study_id = storage.get_study_id_from_name(trial.study.study_name)
+    storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
 
 
 def on_schema_race(make):
@@ -159,11 +170,12 @@ def went_away(study, url, reason=None):
             "again to resume")
 
 
-def stored_study(study, url, heartbeat=30):
-    """The study in the storage at `url`; a StudyError if that storage holds none of its name."""
+def stored_study(study, url, storage=None):
+    """The study in the storage at `url` (or in `storage`, opened there); a StudyError if that
+    storage holds none of its name."""
     import optuna
 
-    storage = open_storage(url, heartbeat)
+    storage = storage or open_storage(url)
     try:
         return optuna.load_study(study_name=study.name, storage=storage)
     except KeyError:
@@ -273,16 +285,16 @@ def provenance(device):
             "torch": torch.__version__, "git_commit": commit, "git_dirty": dirty}
 
 
-def objective(study, trial, finished):
+def objective(study, trial, storage, finished):
     """Run one (variant, seed): the notebook under papermill; record its row on the trial,
     and in `finished` (for the results file, should the storage not take it)."""
     import optuna
     from lib.run import value
     from optuna.trial import TrialState
 
+    take(trial, storage)
     if "variant" not in trial.user_attrs:  # the queue emptied under us: not one of ours
         raise optuna.TrialPruned()
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # alive: see fail_orphans
     k, params = key(trial), trial.user_attrs["params"]
     if study.variants.get(k[0]) != params or k[1] not in study.seeds:
         trial.set_user_attr("outdated", True)  # enqueued before the study's definition changed
@@ -357,7 +369,8 @@ def pull(study, url, jobs, heartbeat, max_runs, finished):
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: in the row, and at the end
-    storage_study = stored_study(study, url, heartbeat)
+    storage = open_storage(url, heartbeat)
+    storage_study = stored_study(study, url, storage)
     started = time.perf_counter()
     ran = []
     while max_runs is None or len(ran) < max_runs:
@@ -370,7 +383,7 @@ def pull(study, url, jobs, heartbeat, max_runs, finished):
             time.sleep(min(heartbeat, 5))  # another worker's run: wait for it, or for its heartbeat to stop
             continue
         try:
-            storage_study.optimize(lambda t: ran.append(t.number) or objective(study, t, finished),
+            storage_study.optimize(lambda t: ran.append(t.number) or objective(study, t, storage, finished),
                                    n_trials=1, catch=(RunFailed,))
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:
             # our trial was failed as stale (a suspended machine?) and is enqueued again; a

@@ -156,10 +156,11 @@ def test_the_storage_going_away_mid_study_is_one_line_and_the_same_command_resum
 
 
 @pytest.mark.parametrize("where", ["sqlite", "postgresql"])
-def test_a_trial_taken_by_a_worker_that_died_before_its_first_heartbeat_is_run_again(tmp_path, request, where):
-    """A worker that dies (or loses the storage) between taking a trial and its first
-    heartbeat leaves the trial running with no heartbeat at all, which Optuna never counts
-    as stale: the next `run` must run it again, not wait for it forever."""
+def test_trials_left_running_by_a_worker_that_lost_the_storage_at_once_are_run_again(tmp_path, request, where):
+    """A worker that dies (or loses the storage) as it takes a trial leaves it running with
+    no heartbeat from Optuna's thread, which Optuna never counts as stale: taken and no more,
+    taken and marked as the worker's (`take`), or taken past the end of the queue (no run of
+    the grid). The next `run` must fail them and run the grid's again, not wait forever."""
     import optuna
 
     toml = hold_study(tmp_path, {"a": "{}"}, seeds=[1, 2], name=f"orphan_{where}")
@@ -169,14 +170,18 @@ def test_a_trial_taken_by_a_worker_that_died_before_its_first_heartbeat_is_run_a
     storage = lib.runner.open_storage(url, heartbeat=1)
     taken = optuna.create_study(study_name=study.name, storage=storage, direction="maximize")
     lib.runner.enqueue_missing(study, taken)
-    without_heartbeats = optuna.storages.RDBStorage(storage.url)  # as a worker whose first beat never came
-    orphan = optuna.load_study(study_name=study.name, storage=without_heartbeats).ask()
-    assert orphan.user_attrs["seed"] == 1
+    without_heartbeats = optuna.storages.RDBStorage(storage.url)  # as a worker whose beats never came
+    died = optuna.load_study(study_name=study.name, storage=without_heartbeats)
+    asked, marked, beyond = died.ask(), died.ask(), died.ask()
+    lib.runner.take(marked, storage)
+    assert (asked.user_attrs["seed"], marked.user_attrs["seed"], "variant" in beyond.user_attrs) == (1, 2, False)
     time.sleep(6)  # past the grace period, 5 heartbeats of 1 s
     done = study_cmd("run", toml, "--jobs", 1, "--heartbeat", 1, "--storage", url, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = read_results(toml.with_suffix(".jsonl"))
     assert sorted(rows) == [("a", 1), ("a", 2)] and all(r["status"] == "complete" for r in rows.values())
+    states = {t.number: t.state for t in taken.get_trials(deepcopy=False)}
+    assert [states[t.number] for t in (asked, marked, beyond)] == [optuna.trial.TrialState.FAIL] * 3
 
 
 # --- several first starts at once ------------------------------------------------------------
