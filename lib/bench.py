@@ -63,9 +63,9 @@ def standard_loader(train, batch_size, device):
 def block_3():
     """The parameters block 3 runs with: the defaults of notebooks/03_final.py."""
     import jupytext
-    from lib.pipeline import notebook_parameters, parse_value
+    from lib.pipeline import notebook_parameters
 
-    return {n: parse_value(v) for n, v in notebook_parameters(jupytext.read(REPO / "notebooks/03_final.py")).items()}
+    return notebook_parameters(jupytext.read(REPO / "notebooks/03_final.py"))
 
 
 class Trainer:

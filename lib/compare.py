@@ -34,6 +34,21 @@ def interval(values):
     return mean, t975(n - 1) * statistics.stdev(values) / math.sqrt(n)
 
 
+def paired(a, b):
+    """b minus a, paired on the seeds both have ({seed: value} each, a dict or a Series; NaN
+    left out): (seeds, mean, low, high) of its 95 % t-interval; None below two seeds."""
+    common = sorted(s for s in set(a.keys()) & set(b.keys()) if not (pd.isna(a[s]) or pd.isna(b[s])))
+    if len(common) < 2:
+        return None
+    mean, half = interval([b[s] - a[s] for s in common])
+    return len(common), mean, mean - half, mean + half
+
+
+def pct(x, places=2):
+    """A percentage (or points) as a table shows it: `places` decimals, "–" for none."""
+    return "–" if pd.isna(x) else f"{x:.{places}f}"
+
+
 def verdict(low, high):
     """What a paired interval of a difference says."""
     if math.isnan(low):
@@ -54,37 +69,34 @@ def runs_frame(rows, variants=None):
 
 def variant_table(df, baseline, value="min_last5"):
     """One row per variant: runs, mean, sd, worst, 95 % interval of the mean, and the mean
-    difference to `baseline` over the seeds both have, with its 95 % interval and verdict."""
+    difference to `baseline` paired on the seeds both have (`paired`), with its interval and verdict."""
     base = df[df.variant == baseline].set_index("seed")[value]
     rows = []
     for variant, g in df.groupby("variant", observed=True):
         v = g[value].tolist()
         mean, half = interval(v)
-        own = g.set_index("seed")[value]
-        common = [] if variant == baseline else sorted(set(own.index) & set(base.index))
-        diff = [own[s] - base[s] for s in common]
-        d_mean, d_half = interval(diff) if diff else (math.nan, math.nan)
+        n, diff, low, high = (variant != baseline and paired(base, g.set_index("seed")[value])) \
+            or (0, math.nan, math.nan, math.nan)
         rows.append({
             "variant": variant, "runs": len(v), "mean": mean,
             "sd": statistics.stdev(v) if len(v) > 1 else math.nan, "worst": min(v),
             "ci_low": mean - half, "ci_high": mean + half,
-            "paired_seeds": len(common), "diff": d_mean,
-            "diff_low": d_mean - d_half, "diff_high": d_mean + d_half,
-            "verdict": "baseline" if variant == baseline else verdict(d_mean - d_half, d_mean + d_half),
+            "paired_seeds": n, "diff": diff, "diff_low": low, "diff_high": high,
+            "verdict": "baseline" if variant == baseline else verdict(low, high),
         })
     return pd.DataFrame(rows).set_index("variant")
 
 
 def shown(table):
-    """The variant table as a reader sees it: percent with two decimals, intervals as ranges."""
-    f = lambda x: "–" if math.isnan(x) else f"{x:.2f}"
+    """The variant table as a reader sees it: means and sd to 3 decimals, accuracies to 2,
+    intervals as ranges."""
     d = lambda x: "–" if math.isnan(x) else f"{x:+.3f}"
     return pd.DataFrame({
         "runs": table.runs,
-        "mean %": table["mean"].map(lambda x: f"{x:.3f}"),
-        "sd": table.sd.map(lambda x: "–" if math.isnan(x) else f"{x:.3f}"),
-        "worst %": table.worst.map(f),
-        "95 % CI of the mean": [f"{f(lo)} – {f(hi)}" for lo, hi in zip(table.ci_low, table.ci_high)],
+        "mean %": table["mean"].map(lambda x: pct(x, 3)),
+        "sd": table.sd.map(lambda x: pct(x, 3)),
+        "worst %": table.worst.map(pct),
+        "95 % CI of the mean": [f"{pct(lo)} – {pct(hi)}" for lo, hi in zip(table.ci_low, table.ci_high)],
         "vs baseline, paired": [f"{d(x)} ({n} seeds)" if n else "–"
                                 for x, n in zip(table["diff"], table.paired_seeds)],
         "95 % CI of the difference": [f"{d(lo)} … {d(hi)}" for lo, hi in zip(table.diff_low, table.diff_high)],
@@ -92,7 +104,7 @@ def shown(table):
     }, index=table.index)
 
 
-def size_table(df, line=99.40, value="min_last5"):
+def size_table(df, line, value="min_last5"):
     """One row per variant of a frontier study, smallest first: its parameters and MACs per
     image, runs, how many hold `line` in each of the last 5 epochs, and `variant_table`'s
     mean, sd, worst and 95 % interval of the mean."""

@@ -10,9 +10,10 @@ import pandas as pd
 
 from lib import compare
 from lib.paths import shown, study_names, study_path
+from lib.run import TARGET_ACC as LINE  # what every one of a run's last 5 epochs must reach
 from lib.study import Study, key, load, needed, of_today, read_results, stopped
 
-LINE = 99.40  # what every one of a run's last 5 epochs must reach
+MEAN_LINE = 99.50  # what the mean over seeds of that worst epoch must reach (04_seeds)
 
 
 class Note(str):
@@ -25,10 +26,6 @@ class Note(str):
 def lines(items):
     """Analysis sentences as one Note, a line each."""
     return Note("\n".join(f"- {item}" for item in items))
-
-
-def pct(x, places=2):
-    return "–" if pd.isna(x) else f"{x:.{places}f}"
 
 
 # --- a study's runs -------------------------------------------------------------------------
@@ -69,7 +66,7 @@ class Evidence:
         if self.table is None:
             return self.nothing
         return self.df.pivot_table(index="variant", columns="seed", values="min_last5",
-                                   observed=True).map(pct)
+                                   observed=True).map(compare.pct)
 
     def by_seed(self, variant):
         """A variant's worst last-5 epoch per seed (runs of today's code)."""
@@ -110,13 +107,6 @@ def optional(name, what):
     return found if len(found.df) else found.nothing
 
 
-def defaults(study):
-    """{name: value} of the parameters cell of the study's notebook."""
-    import jupytext
-    from lib.pipeline import notebook_parameters, parse_value
-    return {n: parse_value(v) for n, v in notebook_parameters(jupytext.read(study.notebook)).items()}
-
-
 def definition(ev):
     """Prints a line on the study; returns per variant its model, injected parameters, how many
     variants run that model (configurations tried) and its complete runs."""
@@ -124,7 +114,10 @@ def definition(ev):
     print(f"{shown(study.path)}: notebook {shown(study.notebook)}, seeds {study.seeds}, baseline "
           f"{study.baseline}; {len(ev.df)} complete runs of today's code of {len(study.grid())} in the "
           f"grid, {len(ev.rows) - len(ev.df)} other rows recorded (stale, failed or of other parameters).")
-    default = defaults(study).get("model_name")
+    import jupytext
+    from lib.pipeline import notebook_parameters
+
+    default = notebook_parameters(jupytext.read(study.notebook)).get("model_name")
     model = {v: p.get("model_name", default) for v, p in study.variants.items()}
     runs = ev.table.runs if ev.table is not None else {}
     return pd.DataFrame({
@@ -162,18 +155,8 @@ def ran_on(row):
                                    "compiled" if row.get("torch_compile") is True else "eager")))
 
 
-def paired(a, b):
-    """b minus a, paired on the seeds both have (two Series indexed by seed):
-    (seeds, mean, low, high) of its 95 % t-interval; None below two seeds."""
-    common = sorted(set(a.dropna().index) & set(b.dropna().index))
-    if len(common) < 2:
-        return None
-    mean, half = compare.interval([b[s] - a[s] for s in common])
-    return len(common), mean, mean - half, mean + half
-
-
 def said(p, what="points"):
-    """A paired comparison (`paired`) in words."""
+    """A paired comparison (`compare.paired`) in words."""
     n, mean, low, high = p
     return f"{mean:+.3f} {what} on {n} paired seeds (95 % interval {low:+.3f} … {high:+.3f})"
 
@@ -185,7 +168,7 @@ def seed_table(runs):
     return pd.DataFrame([{"seed": r["seed"], **summarize(r["history"])} for r in runs]).set_index("seed")
 
 
-def seed_checks(table, mean_line=99.50):
+def seed_checks(table, mean_line=MEAN_LINE):
     """The targets: each seed holds LINE in each of its last 5 epochs; their mean, `mean_line`."""
     checks = [(f"seed {s}: each of the last 5 epochs >= {LINE:.2f} % (worst {row.min_last5:.2f} %)",
                row.min_last5 >= LINE) for s, row in table.iterrows()]
@@ -199,12 +182,12 @@ def seeds_shown(table, runs):
         "worst of last 5": table.min_last5.map(lambda x: f"{x:.2f} %"),
         "best of last 5": [f"{max(h['test_acc'] for h in r['history'][-5:]):.2f} %" for r in runs],
         "final epoch": table.final_test_acc.map(lambda x: f"{x:.2f} %"),
-        "margin over 99.40 %": (table.min_last5 - LINE).map(lambda m: f"{m:+.2f} points"),
-        "first epoch >= 99.40 %": table.first_epoch_ge_99_40.fillna(0).astype(int).map(lambda e: e or "never"),
+        f"margin over {LINE:.2f} %": (table.min_last5 - LINE).map(lambda m: f"{m:+.2f} points"),
+        f"first epoch >= {LINE:.2f} %": table.first_epoch_ge_99_40.fillna(0).astype(int).map(lambda e: e or "never"),
     }, index=table.index)
 
 
-def seed_analysis(table, mean_line=99.50):
+def seed_analysis(table, mean_line=MEAN_LINE):
     worst = table.min_last5
     return lines([
         f"Seeds holding {LINE:.2f} % over all of their last 5 epochs: {int((worst >= LINE).sum())} of "
@@ -219,11 +202,11 @@ def baseline_runs(name, values):
     """The study's baseline runs of today's code, {seed: row}, where every parameter in `values`
     that the study's notebook has (seeds, device, compiling aside) equals the study's; else why not."""
     import jupytext
-    from lib.pipeline import notebook_parameters, parse_value
+    from lib.pipeline import notebook_parameters
     from lib.study import FIXED
 
     study = load(name)
-    ran = {n: parse_value(v) for n, v in notebook_parameters(jupytext.read(study.notebook)).items()}
+    ran = notebook_parameters(jupytext.read(study.notebook))
     ran.update(study.variants[study.baseline])
     free = {*FIXED, "seeds", "device", "torch_compile"}
     other = sorted(n for n in set(ran) & set(values) - free if ran[n] != values[n])
@@ -252,12 +235,12 @@ def beside_runner(table, name, values, full):
     both = pd.DataFrame({"this run": table.min_last5, "studies runner": runner}).reindex(seeds)
     ok = both.dropna()
     where = "; ".join(sorted({ran_on(r) for r in second.values()}))
-    p = paired(both["this run"], both["studies runner"])
+    p = compare.paired(both["this run"], both["studies runner"])
     print(f"Studies runner ({where}): {len(ok)} of {len(seeds)} seeds; "
           f"{int((ok['studies runner'] >= LINE).sum())} hold {LINE:.2f} % (here {int((ok['this run'] >= LINE).sum())}); "
           f"mean of the worst last-5 epoch {ok['studies runner'].mean():.2f} % (here {ok['this run'].mean():.2f} %)."
           + (f"\nRunner minus this run: {said(p)}." if p else ""))
-    return both.map(lambda x: pct(x) + " %" if not pd.isna(x) else "–")
+    return both.map(lambda x: compare.pct(x) + " %" if not pd.isna(x) else "–")
 
 
 def candidates(name, seeds):
@@ -270,7 +253,7 @@ def candidates(name, seeds):
         if not len(ran):
             continue
         params = ", ".join(f"{k} = {v!r}" for k, v in study.variants[variant].items())
-        p = paired(base, ran)
+        p = compare.paired(base, ran)
         out.append(f"{variant} ({params}): {len(ran)} of {len(seeds)} seeds; {int((ran >= LINE).sum())} hold "
                    f"{LINE:.2f} %; mean of the worst last-5 epoch {ran.mean():.2f} %, worst {ran.min():.2f} %; "
                    + (f"minus {study.baseline} {said(p)}." if p else
@@ -321,7 +304,7 @@ def recipe_analysis(ev, claims):
 def sizes(ev):
     """`compare.size_table` of a study's runs of today's code; None for a Note (`optional`'s)
     or a study without such runs."""
-    return None if isinstance(ev, str) or not len(ev.df) else compare.size_table(ev.df)
+    return None if isinstance(ev, str) or not len(ev.df) else compare.size_table(ev.df, LINE)
 
 
 def per_size(table):
@@ -331,10 +314,11 @@ def per_size(table):
     return pd.DataFrame({
         "model": table.model, "parameters": table.params.map("{:,}".format),
         "MACs per image": table.macs.map("{:,}".format),
-        "held 99.40 %": [f"{h} of {n}" for h, n in zip(table.held, table.runs)],
-        "mean %": table["mean"].map(lambda x: f"{x:.3f}"), "sd": table.sd.map(pct),
-        "worst %": table.worst.map(pct),
-        "95 % CI of the mean": [f"{pct(lo)} – {pct(hi)}" for lo, hi in zip(table.ci_low, table.ci_high)]})
+        f"held {LINE:.2f} %": [f"{h} of {n}" for h, n in zip(table.held, table.runs)],
+        "mean %": table["mean"].map(lambda x: compare.pct(x, 3)), "sd": table.sd.map(lambda x: compare.pct(x, 3)),
+        "worst %": table.worst.map(compare.pct),
+        "95 % CI of the mean": [f"{compare.pct(lo)} – {compare.pct(hi)}"
+                                for lo, hi in zip(table.ci_low, table.ci_high)]})
 
 
 def float_paths(first, second):
@@ -379,13 +363,13 @@ def frontier_analysis(ev, table, confirmed, both, hold_aim=4000, aims=((2000, 99
         return lines([ev.nothing])
     out = []
     holds = table[table.held == table.runs]
-    margin = holds[holds["mean"] >= 99.50]
+    margin = holds[holds["mean"] >= MEAN_LINE]
     seeds_each = sorted({int(table.runs.min()), int(table.runs.max())})
     named = lambda t: ", ".join(f"{r.model} ({r.params:,})" for r in t.itertuples()) or "no size"
     out.append(f"{len(table)} sizes, {table.params.min():,} to {table.params.max():,} parameters, "
                f"{'–'.join(map(str, seeds_each))} tuning seed(s) each.")
     out.append(f"Every seed held {LINE:.2f} % in each of its last 5 epochs at: {named(holds)}; "
-               f"with a mean ≥ 99.50 % as well: {named(margin)}.")
+               f"with a mean ≥ {MEAN_LINE:.2f} % as well: {named(margin)}.")
     if len(margin):
         smallest = margin.iloc[0]
         out.append(f"The smallest with the margin: {smallest.model}, {smallest.params:,} parameters, mean "
@@ -394,7 +378,7 @@ def frontier_analysis(ev, table, confirmed, both, hold_aim=4000, aims=((2000, 99
                        f"mean {b.mean:.3f} %." for b in table[table.params < smallest.params].tail(1).itertuples()))
     out += best_means(table, aims)
     if {"Woolly_3762", "Frontier_sep_3592"} <= set(table.index):
-        p = paired(ev.by_seed("Woolly_3762"), ev.by_seed("Frontier_sep_3592"))
+        p = compare.paired(ev.by_seed("Woolly_3762"), ev.by_seed("Frontier_sep_3592"))
         if p:
             out.append(f"The course repo's layout (Woolly_3762, {table.loc['Woolly_3762', 'params']:,}) "
                        f"against Frontier_sep_3592 ({table.loc['Frontier_sep_3592', 'params']:,}), both "
@@ -412,7 +396,7 @@ def frontier_analysis(ev, table, confirmed, both, hold_aim=4000, aims=((2000, 99
     if not isinstance(both, str):
         for model, pair in both.groupby(level="model"):
             second = pair["second path %"]
-            p = paired(pair["first path %"].droplevel("model"), second.droplevel("model"))
+            p = compare.paired(pair["first path %"].droplevel("model"), second.droplevel("model"))
             out.append(f"On the second float path, {model} held on {int((second >= LINE).sum())} of "
                        f"{len(pair)} seeds, mean {second.mean():.3f} %, worst {second.min():.2f} %; the "
                        f"paths differ by " + (said(p) if p else f"{pair.difference.mean():+.3f} points")
@@ -478,7 +462,7 @@ def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
             if r.configurations > 1 else f"one configuration on the tuning seeds, {variant}")
             + f", held {r.held} of {r.runs}, mean {r['mean']:.3f} %, worst seed {r.worst:.2f} %.")
         if variant != r.baseline:
-            p = paired(found.by_seed(r.baseline), found.by_seed(variant))
+            p = compare.paired(found.by_seed(r.baseline), found.by_seed(variant))
             out.append(("Against block 3's recipe on the same layout" if same else
                         "Against the study's baseline, another layout with block 3's recipe") + f" ({r.baseline}): "
                        + (said(p) if p else "too few paired seeds") + (
@@ -487,13 +471,13 @@ def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
         near = [] if table is None or layout is None else [
             t for t in (table[table.params <= r.params].tail(1), table[table.params > r.params].head(1)) if len(t)]
         for t in near:
-            p = paired(ev.by_seed(t.index[0]), found.by_seed(layout))
+            p = compare.paired(ev.by_seed(t.index[0]), found.by_seed(layout))
             out.append(f"The layout with block 3's recipe ({layout}) against the fixed recipe's size "
                        f"{'below' if t.params.iloc[0] <= r.params else 'above'} it, {t.model.iloc[0]} "
                        f"({t.params.iloc[0]:,}): " + (said(p) if p else "no paired seeds") + ".")
         holds = None if table is None else table[(table.held == table.runs) & (table.params > r.params)].head(1)
         if r.held == r.runs and holds is not None and len(holds):
-            p = paired(ev.by_seed(holds.index[0]), found.by_seed(variant))
+            p = compare.paired(ev.by_seed(holds.index[0]), found.by_seed(variant))
             out.append(f"Every tuning seed held at {r.params:,} parameters. Against the smallest size that holds "
                        f"with block 3's recipe, {holds.model.iloc[0]} ({holds.params.iloc[0]:,}): "
                        + (said(p) if p else "no paired seeds") + ".")
@@ -523,6 +507,6 @@ def summary(name, baseline=None):
     with pd.option_context("display.width", 200, "display.max_columns", None):
         lines_.append(compare.shown(ev.table).to_string())
     held = ev.df.groupby("variant", observed=True).min_last5.agg(lambda v: f"{int((v >= LINE).sum())} of {len(v)}")
-    lines_.append("held 99.40 % in each of the last 5 epochs: " + ", ".join(f"{v} {h}" for v, h in held.items()))
+    lines_.append(f"held {LINE:.2f} % in each of the last 5 epochs: " + ", ".join(f"{v} {h}" for v, h in held.items()))
     lines_.append("ran on: " + "; ".join(sorted({ran_on(r) for r in ev.df.to_dict("records")})))
     return "\n".join(lines_)

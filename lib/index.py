@@ -68,7 +68,7 @@ def tuned(rows, limits=(1000, 1700, 2000)):
     name = lambda r: f"{r['model']}{'' if r['variant'] == r['model'] else ', ' + r['variant']}"
     held = sorted((r for r in rows if r["held"] == r["runs"]), key=lambda r: r["params"])
     text = (f"; with a recipe or layout made for the size ({len(rows)} sizes, tuning seeds), every seed holds "
-            "99.40 % from " + (f"{held[0]['params']:,} params ({name(held[0])}, mean {held[0]['mean']:.2f} %)"
+            f"{TARGET_ACC:.2f} % from " + (f"{held[0]['params']:,} params ({name(held[0])}, mean {held[0]['mean']:.2f} %)"
                                if held else "none of them"))
     for limit in limits:
         at = [r for r in rows if r["params"] <= limit]
@@ -87,7 +87,7 @@ def result(m):
         confirmed = sorted(m.get("confirmed", []), key=lambda r: r["params"])
         return (f"study {m['study']}: {m['n_runs']} of {m['grid']} runs recorded; {len(sizes)} sizes"
                 + (f", {sizes[0]['params']:,}–{sizes[-1]['params']:,} params" if sizes else "")
-                + "; the smallest whose every tuning seed holds 99.40 %: "
+                + f"; the smallest whose every tuning seed holds {TARGET_ACC:.2f} %: "
                 + (f"{held[0]['params']:,} params ({held[0]['model']}, mean {held[0]['mean']:.2f} %)"
                    if held else "none")
                 + ("; on the report seeds: " + ", ".join(f"{r['model']} held on {r['held']} of {r['runs']} "
@@ -222,7 +222,7 @@ def accuracy_figure(metrics, path):
     sizes = {m.get("test_size") for m in metrics.values()}
     low = df.test_acc.min() - 0.1  # zoom on the top unless nothing gets there (a smoke run)
     ax = sns.lineplot(df, x="epoch", y="test_acc", hue="run", marker="o")
-    ax.axhline(99.4, color="red", ls="--", lw=1)
+    ax.axhline(TARGET_ACC, color="red", ls="--", lw=1)
     ax.set(ylabel="test accuracy %", ylim=(max(97.5, low) if df.test_acc.max() > 98 else low, 100),
            title="Test accuracy per epoch" + (f" ({sizes.pop():,} test images)"
                                              if len(sizes) == 1 and None not in sizes else ""))

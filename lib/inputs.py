@@ -146,11 +146,10 @@ def inputs_key(notebook, params, keyed=("out_dir",), data=(), device=None, envir
     """
     import jupytext
 
-    from lib.pipeline import notebook_parameters, parse_value
+    from lib.pipeline import notebook_parameters
 
     nb = jupytext.read(notebook)
-    ran = {n: parse_value(s) for n, s in notebook_parameters(nb).items()}
-    ran = {n: v for n, v in {**ran, **params}.items() if n not in keyed}
+    ran = {n: v for n, v in {**notebook_parameters(nb), **params}.items() if n not in keyed}
     cells = [c.source for c in nb.cells
              if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
     h = hashlib.sha256()

@@ -39,11 +39,10 @@ KERNEL_DIED = ("Kernel died before replying to kernel_info", "Kernel didn't resp
 # the knob tests run. SMOKE: the smoke run of every notebook (tests/reference, `run --smoke`,
 # the GPU check's first pass), applied to the notebooks that have each parameter: SMOKE_RUN,
 # two seeds for the seeds notebook, a short moving-average horizon so that one epoch of 32
-# steps shows in the test figures, and the smoke study for the notebooks that read studies
+# steps shows in the test figures, and SMOKE_STUDY for every parameter that names studies
 SMOKE_RUN = {"train_limit": 4000, "test_limit": 1000, "epochs": 1, "device": "cpu", "torch_compile": False}
-SMOKE = {**SMOKE_RUN, "seeds": [1, 2], "ema_decay": 0.9, "study": "tests/studies/smoke.toml",
-         "confirm_study": "tests/studies/smoke.toml", "float_path_study": "tests/studies/smoke.toml",
-         "recipe_studies": "tests/studies/smoke.toml"}
+SMOKE = {**SMOKE_RUN, "seeds": [1, 2], "ema_decay": 0.9}
+SMOKE_STUDY = "tests/studies/smoke.toml"
 
 
 class PipelineError(RuntimeError):
@@ -59,12 +58,12 @@ def parse_value(text):
 
 
 def notebook_parameters(nb):
-    """{name: default source} of the notebook's `parameters` cell."""
+    """{name: default value} of the notebook's `parameters` cell (`parse_value` of its source)."""
     cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
     if cell is None:
         return {}
     tree = ast.parse(cell.source)
-    return {t.id: ast.get_source_segment(cell.source, node.value)
+    return {t.id: parse_value(ast.get_source_segment(cell.source, node.value))
             for node in tree.body if isinstance(node, ast.Assign)
             for t in node.targets if isinstance(t, ast.Name)}
 
@@ -82,14 +81,24 @@ def resolve_parameters(nb, strict, common):
     return {**{k: v for k, v in common.items() if k in known}, **strict}
 
 
+def names_studies(parameter):
+    """Whether a notebook parameter names studies: `study`, `<what>_study` (a name in studies/
+    or a path to a .toml) or `<what>_studies` (several, comma-separated)."""
+    return parameter == "study" or parameter.endswith(("_study", "_studies"))
+
+
+def smoke(nb):
+    """The smoke run of notebook `nb`: SMOKE, and SMOKE_STUDY for each parameter naming studies."""
+    return {**SMOKE, **{n: SMOKE_STUDY for n in notebook_parameters(nb) if names_studies(n)}}
+
+
 def data_files(nb, params):
-    """The files a notebook reads besides code: each study's definition and results, for a
-    notebook with a `study` or `<what>_study` parameter (a name in studies/ or a path to a
-    .toml) or a `<what>_studies` one (several, comma-separated)."""
+    """The files a notebook reads besides code: each study's definition and results, for each
+    parameter that names studies."""
     defaults = notebook_parameters(nb)
     files = []
-    for name in sorted(n for n in defaults if n == "study" or n.endswith(("_study", "_studies"))):
-        for toml in map(study_path, study_names(params.get(name, parse_value(defaults[name])))):
+    for name in sorted(filter(names_studies, defaults)):
+        for toml in map(study_path, study_names(params.get(name, defaults[name]))):
             files += [toml, toml.with_suffix(".jsonl")]
     return files
 
@@ -105,14 +114,13 @@ def run_device(nb, params):
     defaults = notebook_parameters(nb)
     if "device" not in defaults:
         return None
-    device = str(params.get("device", parse_value(defaults["device"])))
+    device = str(params.get("device", defaults["device"]))
     if device != "auto":
         return device
     if sys.platform != "darwin" and not any(os.path.exists(p) for p in GPU_NODES):
         return "cpu"
-    import torch
-    return next(d for d, ok in (("cuda", torch.cuda.is_available()),
-                                ("mps", torch.backends.mps.is_available()), ("cpu", True)) if ok)
+    from lib.train import pick_device
+    return pick_device("auto").type
 
 
 def report_key(py_path, params, nb):
@@ -243,14 +251,15 @@ def execute(py_path, out, params, name=None, key=None, render=True, log_output=T
     return record
 
 
-def run(py_path, out, strict, common, force=False):
-    """Run one notebook into its report in `out`, unless its report is up to date."""
+def run(py_path, out, strict, common, force=False, smoke_run=False):
+    """Run one notebook into its report in `out`, unless its report is up to date; with
+    `smoke_run`, its `smoke` run (`common` and `strict` override it)."""
     import jupytext
 
     py_path, out = Path(py_path).resolve(), Path(out).resolve()
     stem = py_path.stem
     nb = jupytext.read(py_path)
-    params = resolve_parameters(nb, strict, common)
+    params = resolve_parameters(nb, strict, {**(smoke(nb) if smoke_run else {}), **common})
     key = report_key(py_path, params, nb)
     if not force and up_to_date(out, stem, key):
         print(f"[{stem}] up to date ({out / stem}.ipynb)")
@@ -275,7 +284,7 @@ def main(argv=None):
     r.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     r.add_argument("-c", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     r.add_argument("--force", action="store_true")
-    r.add_argument("--smoke", action="store_true", help="the smoke run (SMOKE; -c and -p override it)")
+    r.add_argument("--smoke", action="store_true", help="the smoke run (`smoke`; -c and -p override it)")
     i = sub.add_parser("index", help="write the index of the reports in --out")
     for p in (r, i):
         p.add_argument("--out", default="reports")
@@ -288,8 +297,8 @@ def main(argv=None):
     staging = Path(args.out).resolve() / ".staging"
     try:
         if args.command == "run":
-            common = {**(SMOKE if args.smoke else {}), **{k: parse_value(v) for k, v in args.c}}
-            run(args.notebook, args.out, {k: parse_value(v) for k, v in args.p}, common, args.force)
+            run(args.notebook, args.out, {k: parse_value(v) for k, v in args.p},
+                {k: parse_value(v) for k, v in args.c}, args.force, args.smoke)
         else:
             from lib.index import write_index
             missed = write_index(Path(args.out))

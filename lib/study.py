@@ -21,10 +21,11 @@ from pathlib import Path
 
 from lib.inputs import inputs_key
 from lib.paths import REPO, STUDIES, shown, study_path
-from lib.pipeline import notebook_parameters, parse_value
+from lib.pipeline import notebook_parameters
 
 BUILD = REPO / "build" / "studies"
 FIXED = ("seed", "out_dir")  # set by the study, not by a variant
+KEYS = ("notebook", "seeds", "baseline", "defaults", "variants", "stop_early", "environment")  # of a study file
 
 
 class StudyError(RuntimeError):
@@ -72,10 +73,9 @@ def load(name_or_path):
         spec = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise StudyError(f"{path}: not valid TOML ({e})") from None
-    unknown = set(spec) - {"notebook", "seeds", "baseline", "defaults", "variants", "stop_early", "environment"}
+    unknown = set(spec) - set(KEYS)
     if unknown:
-        raise StudyError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
-                         "notebook, seeds, baseline, defaults, variants, stop_early, environment")
+        raise StudyError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(KEYS)}")
     seeds = spec.get("seeds")
     if not (isinstance(seeds, list) and seeds and all(type(s) is int and s >= 0 for s in seeds)
             and len(set(seeds)) == len(seeds)):
@@ -162,11 +162,11 @@ def stopped(study, rows):
         seeds = study.seeds[:rule["after"]]
         if not all((v, s) in value for s in seeds for v in (variant, study.baseline)):
             continue
-        diff = [value[variant, s] - value[study.baseline, s] for s in seeds]
-        mean, half = compare.interval(diff)
-        if mean < rule["below"] and mean + half < 0:
+        _, mean, low, high = compare.paired({s: value[study.baseline, s] for s in seeds},
+                                            {s: value[variant, s] for s in seeds})
+        if mean < rule["below"] and high < 0:
             why[variant] = (f"stopped after {rule['after']} seeds: {mean:+.3f} points against "
-                            f"{study.baseline} (95 % interval {mean - half:+.3f} … {mean + half:+.3f})")
+                            f"{study.baseline} (95 % interval {low:+.3f} … {high:+.3f})")
     return why
 
 
@@ -190,9 +190,8 @@ def check(study):
         if bad:
             allowed = ", ".join(n for n in known if n not in FIXED)
             raise StudyError(f"{where}: unknown parameter {bad[0]!r}; allowed: {allowed}")
-        values = {n: parse_value(src) for n, src in known.items()}
         try:
-            check_params({**values, **params, "seed": study.seeds[0]})
+            check_params({**known, **params, "seed": study.seeds[0]})
         except ParameterError as e:
             raise StudyError(f"{where}: {e}") from None
 

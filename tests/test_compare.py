@@ -3,7 +3,9 @@ import math
 
 import pytest
 
-from lib.compare import interval, runs_frame, t975, variant_table
+import pandas as pd
+
+from lib.compare import interval, paired, pct, runs_frame, t975, variant_table
 
 
 def test_t_quantiles_match_students_t():
@@ -20,6 +22,16 @@ def test_interval_of_a_mean():
 def rows(values):
     return [{"variant": v, "seed": s, "min_last5": x, "status": "complete"}
             for v, per_seed in values.items() for s, x in per_seed.items()]
+
+
+def test_paired_differences_use_the_shared_seeds_only():
+    a = pd.Series({1: 99.4, 2: 99.3, 3: 99.5, 4: math.nan})
+    b = {1: 99.5, 2: 99.5, 4: 99.9, 5: 99.0}  # a dict as the stop rule passes, a Series as the tables
+    n, mean, low, high = paired(a, b)
+    assert n == 2 and mean == pytest.approx(0.15) and low < mean < high
+    assert paired(b, a) == pytest.approx((2, -mean, -high, -low))
+    assert paired(a, pd.Series({1: 99.0})) is None and paired({}, {}) is None
+    assert (pct(99.4567), pct(0.0512, 3), pct(math.nan)) == ("99.46", "0.051", "–")
 
 
 def test_paired_difference_uses_only_common_seeds_and_says_which_way():

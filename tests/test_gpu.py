@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 
 import pytest
 
@@ -117,18 +116,19 @@ def test_the_key_includes_the_device(block):
 
 
 def test_auto_resolves_as_pick_device_does(block, monkeypatch, tmp_path):
+    import lib.train
+
     monkeypatch.setattr(pipeline, "GPU_NODES", (str(tmp_path / "no-such-node"),))
     monkeypatch.setattr(pipeline.sys, "platform", "linux")
-    monkeypatch.setitem(sys.modules, "torch", None)  # no GPU node: torch is not even imported
-    assert pipeline.run_device(block, {}) == "cpu"
-    assert pipeline.run_device(block, {"device": "cuda:1"}) == "cuda:1"
+    with monkeypatch.context() as here:  # no GPU node: torch is not even imported
+        here.setitem(sys.modules, "torch", None)
+        here.delitem(sys.modules, "lib.train")
+        assert pipeline.run_device(block, {}) == "cpu"
+        assert pipeline.run_device(block, {"device": "cuda:1"}) == "cuda:1"
     (tmp_path / "nvidiactl").touch()
     monkeypatch.setattr(pipeline, "GPU_NODES", (str(tmp_path / "nvidiactl"),))
-    for cuda, mps, want in [(True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")]:
-        fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda c=cuda: c),
-                                     backends=types.SimpleNamespace(mps=types.SimpleNamespace(
-                                         is_available=lambda m=mps: m)))
-        monkeypatch.setitem(sys.modules, "torch", fake)
+    for here, want in [(["cpu", "mps", "cuda"], "cuda"), (["cpu", "mps"], "mps"), (["cpu"], "cpu")]:
+        monkeypatch.setattr(lib.train, "available_devices", lambda names=here: names)
         assert pipeline.run_device(block, {}) == want
 
 

@@ -197,6 +197,16 @@ def test_a_report_depends_on_every_study_its_notebook_reads():
                      "smoke.toml", "smoke.jsonl"]
 
 
+def test_the_smoke_run_gives_every_parameter_naming_studies_the_smoke_study():
+    import jupytext
+    from lib.pipeline import SMOKE, SMOKE_STUDY, smoke
+
+    nb = jupytext.read(REPO / "notebooks/06_frontier.py")
+    studies = {n: v for n, v in smoke(nb).items() if n not in SMOKE}
+    assert studies == dict.fromkeys(["study", "confirm_study", "float_path_study", "recipe_studies"], SMOKE_STUDY)
+    assert smoke(jupytext.read(REPO / "notebooks/03_final.py")) == SMOKE  # reads no study
+
+
 def dying_kernels(monkeypatch, deaths):
     """Jupyter's own kernel manager, whose first `deaths` kernels exit at once (as one does
     that finds its port taken): jupyter_client raises what it raises for such a kernel."""
