@@ -137,13 +137,13 @@ def test_the_storage_going_away_mid_study_is_one_line_and_the_same_command_resum
     held_trial = rows[("slow", 1)]["trial"]
 
     before = results.read_bytes()
-    down = study_cmd(*cmd)
+    down = study_cmd(*cmd, timeout=120)
     assert down.returncode != 0 and len(down.stderr.strip().splitlines()) == 1, down.stderr
     assert down.stderr.startswith(f"error: storage '{url}' cannot be used: connection failed"), down.stderr
     assert "is the server running" in down.stderr and results.read_bytes() == before
 
     postgres_server.start()
-    done = study_cmd(*cmd)
+    done = study_cmd(*cmd, timeout=240)  # what is left is a run or two of seconds: a wait past this is a hang
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     grid = [("fast", 1), ("fast", 2), ("slow", 1), ("slow", 2)]
