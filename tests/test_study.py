@@ -20,20 +20,31 @@ SMOKE = REPO / "tests/studies/smoke.toml"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same float path in every test run
 VOLATILE = {"trial", "seconds", "epoch_seconds", "finished", "host"}
 
-# a notebook that pretends to train: a test of the runner, not of training (seconds per run)
+# a notebook that pretends to train: a test of the runner, not of training (seconds per run);
+# it can fail, pause, be held until a file exists, and count its runs
 TINY = '''# %% tags=["parameters"]
 seed = 0
 value = 99.0
 fail = False
 pause = 0
 started = ""  # a file: the first run that finds it missing creates it and pauses
+hold = ""  # a file: the run creates <hold>.started, then waits until <hold> exists
+log = ""  # a file: every run appends "<value> <seed>" to it as it starts
 out_dir = "reports"
 
 # %%
 import json, os, pathlib, time
+if log:
+    with open(log, "a") as f:
+        f.write(f"{value} {seed}\\n")
 if started and not pathlib.Path(started).exists():
     pathlib.Path(started).touch()
     time.sleep(pause)
+if hold:
+    pathlib.Path(hold + ".started").touch()
+    deadline = time.time() + 120
+    while not pathlib.Path(hold).exists() and time.time() < deadline:
+        time.sleep(0.1)
 assert not fail, "deliberate failure"
 history = [dict(epoch=e, test_acc=value + seed / 100 + e / 1000, test_loss=0.02, seconds=0.1)
            for e in range(1, 7)]
@@ -50,9 +61,10 @@ def study_cmd(*args, timeout=600, env=ENV):
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def tiny_study(tmp_path, variants, seeds=(1, 2)):
+def tiny_study(tmp_path, variants, seeds=(1, 2), name="tiny"):
+    """A study `name` of the TINY notebook: {variant: its parameters as TOML}."""
     (tmp_path / "tiny.py").write_text(TINY)
-    toml = tmp_path / "tiny.toml"
+    toml = tmp_path / f"{name}.toml"
     lines = [f'notebook = "{tmp_path / "tiny.py"}"', f"seeds = {list(seeds)}", "[variants]"]
     toml.write_text("\n".join(lines + [f"{k} = {v}" for k, v in variants.items()]) + "\n")
     return toml
@@ -342,7 +354,7 @@ def test_a_killed_or_interrupted_run_is_run_again_and_nothing_is_half_written(tm
 
 
 @pytest.mark.parametrize("change, message", [
-    ('{valeu = 2}', "variant 'v': unknown parameter 'valeu'; allowed: value, fail, pause, started"),
+    ('{valeu = 2}', "variant 'v': unknown parameter 'valeu'; allowed: value, fail, pause, started, hold, log"),
     ('{seed = 2}', "variant 'v': unknown parameter 'seed'"),
 ])
 def test_bad_variant_parameters_are_refused_before_anything_runs(tmp_path, change, message):

@@ -14,44 +14,7 @@ import pytest
 import lib.runner
 import lib.study
 from lib.study import read_results
-from test_study import ENV, REPO, study_cmd
-
-# a notebook that pretends to train, as test_study's, and can be held and counted
-HOLD = '''# %% tags=["parameters"]
-seed = 0
-value = 99.0
-hold = ""  # a file: the run creates <hold>.started, then waits until <hold> exists
-log = ""  # a file: every run appends "<value> <seed>" to it as it starts
-out_dir = "reports"
-
-# %%
-import json, os, pathlib, time
-if log:
-    with open(log, "a") as f:
-        f.write(f"{value} {seed}\\n")
-if hold:
-    pathlib.Path(hold + ".started").touch()
-    deadline = time.time() + 120
-    while not pathlib.Path(hold).exists() and time.time() < deadline:
-        time.sleep(0.1)
-history = [dict(epoch=e, test_acc=value + seed / 100 + e / 1000, test_loss=0.02, seconds=0.1)
-           for e in range(1, 7)]
-p = pathlib.Path(os.environ.get("REPORT_STAGING_DIR", out_dir))
-p.mkdir(parents=True, exist_ok=True)
-(p / "hold.metrics.json").write_text(json.dumps(dict(
-    history=history, model="tiny", params=1, macs=1, device="cpu (test)", cpu_threads=1,
-    torch_compile=False)))
-'''
-
-
-def hold_study(tmp_path, variants, seeds=(1, 2), name="tiny"):
-    """A study `name` of the HOLD notebook: {variant: its parameters as TOML}."""
-    (tmp_path / "hold.py").write_text(HOLD)
-    toml = tmp_path / f"{name}.toml"
-    lines = [f'notebook = "{tmp_path / "hold.py"}"', f"seeds = {list(seeds)}", "[variants]"]
-    toml.write_text("\n".join(lines + [f"{k} = {v}" for k, v in variants.items()]) + "\n")
-    return toml
-
+from test_study import ENV, REPO, study_cmd, tiny_study
 
 def fresh_database(url, name):
     """A new, empty database on the server of `url`; its URL."""
@@ -90,7 +53,7 @@ def wait_for(condition, seconds, what):
                                         ("merged by hand", "not a JSON row"),
                                         ('["a", 1]', "not a row of a study")])
 def test_a_corrupt_results_line_is_a_one_line_error_naming_it_and_the_file_is_kept(tmp_path, bad, says):
-    toml = hold_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"}, seeds=[1])
+    toml = tiny_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"}, seeds=[1])
     row = lambda v: json.dumps({"variant": v, "seed": 1, "status": "complete", "params": {},  # noqa: E731
                                 "min_last5": 99.0, "inputs_sha256": "old"})
     results = toml.with_suffix(".jsonl")
@@ -112,7 +75,7 @@ def test_the_storage_going_away_mid_study_is_one_line_and_the_same_command_resum
     server was down, is recorded too; with the server down `run` refuses in one line; once
     it is up again the same command completes the study, each run once."""
     hold, log = tmp_path / "release", tmp_path / "runs.log"
-    toml = hold_study(tmp_path, {"slow": f'{{hold = "{hold}", log = "{log}"}}',
+    toml = tiny_study(tmp_path, {"slow": f'{{hold = "{hold}", log = "{log}"}}',
                                  "fast": f'{{value = 98.0, log = "{log}"}}'})
     results, url = toml.with_suffix(".jsonl"), postgres_server.url
     cmd = ["run", toml, "--jobs", "2", "--heartbeat", "1", "--storage", url]
@@ -163,7 +126,7 @@ def test_trials_left_running_by_a_worker_that_lost_the_storage_at_once_are_run_a
     the grid). The next `run` must fail them and run the grid's again, not wait forever."""
     import optuna
 
-    toml = hold_study(tmp_path, {"a": "{}"}, seeds=[1, 2], name=f"orphan_{where}")
+    toml = tiny_study(tmp_path, {"a": "{}"}, seeds=[1, 2], name=f"orphan_{where}")
     url = fresh_database(request.getfixturevalue("postgres"), f"orphan_{os.getpid()}") \
         if where == "postgresql" else f"sqlite:///{tmp_path / 'orphan.db'}"
     study = lib.study.load(toml)
@@ -193,7 +156,7 @@ AT_ONCE = "import sys, time; import lib.study; time.sleep(max(0, float(sys.argv[
 def test_runs_started_at_the_same_moment_on_a_new_study_all_proceed(tmp_path, request, where):
     """Three `run`s of a new study at once (imports done, then released at one instant): none
     dies of another creating the same tables; each run of the grid is recorded once."""
-    toml = hold_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"}, seeds=[1], name=f"at_once_{where}")
+    toml = tiny_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"}, seeds=[1], name=f"at_once_{where}")
     url = fresh_database(request.getfixturevalue("postgres"), f"at_once_{os.getpid()}") \
         if where == "postgresql" else f"sqlite:///{tmp_path / 'at_once.db'}"
     at = str(time.time() + 8)
@@ -233,7 +196,7 @@ def test_a_storage_password_is_on_no_command_line_and_in_no_printed_line(tmp_pat
     printed hides it, and one line warns that ~/.pgpass or PGPASSWORD need none in the URL."""
     secret = f"pw{os.getpid()}secret"
     url = fresh_database(postgres, f"pw_{os.getpid()}").replace("postgres@", f"postgres:{secret}@", 1)
-    toml = hold_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"}, seeds=[1])
+    toml = tiny_study(tmp_path, {"a": "{}", "b": "{value = 98.0}"}, seeds=[1])
     proc = subprocess.Popen(["make", "--no-print-directory", "study", f"PY={sys.executable}",
                              f"STUDY={toml}", "JOBS=1", f"STORAGE={url}"], cwd=REPO, env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
