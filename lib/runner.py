@@ -3,9 +3,10 @@ Optuna's storage, the workers that pull them, and `run`, which starts them here.
 
 Each (variant, seed) is one trial, enqueued with its parameters as user attributes. A worker
 marks a trial it takes as its own (`take`); a trial whose worker died is failed and enqueued
-again once its heartbeat is stale, or unmarked (`fail_orphans`), all through Optuna's public API. Should the
-storage go away, each worker stops (exit status LOST) once its run has ended, whose row
-then goes to the results file; the same command resumes once the storage is back.
+again once its heartbeat is stale, or while it is still unmarked (`fail_orphans`), all
+through Optuna's public API. Should the storage go away, each worker stops (exit status
+LOST) once its run has ended, whose row then goes to the results file; the same command
+resumes once the storage is back.
 """
 import datetime
 import os
