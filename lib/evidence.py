@@ -10,10 +10,8 @@ import pandas as pd
 
 from lib import compare
 from lib.paths import shown, study_names, study_path
-from lib.run import TARGET_ACC as LINE  # what every one of a run's last 5 epochs must reach
 from lib.study import Study, key, load, needed, of_today, read_results, stopped
-
-MEAN_LINE = 99.50  # what the mean over seeds of that worst epoch must reach (04_seeds)
+from lib.targets import LINE, MEAN_LINE
 
 
 class Note(str):
@@ -488,7 +486,7 @@ def tuned_analysis(ev, table, tuned, aims=((1700, 99.3), (1000, 99.0))):
 # --- the CLI's compare -----------------------------------------------------------------------
 def summary(name, baseline=None):
     """A study's evidence as text (`python -m lib.study compare`): the variant table, paired
-    with the study's baseline or the variant `baseline`, how many runs hold 99.40 % and where
+    with the study's baseline or the variant `baseline`, how many runs hold LINE and where
     they ran."""
     import dataclasses  # here, not at the top: the top of this module is in every study report's key
 

@@ -11,7 +11,8 @@ import pandas as pd
 import seaborn as sns
 
 from lib.paths import REPO
-from lib.run import TARGET_ACC, summarize
+from lib.run import summarize
+from lib.targets import LINE
 
 matplotlib.use("Agg")
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -64,11 +65,11 @@ def trained(metrics):
 
 def tuned(rows, limits=(1000, 1700, 2000)):
     """The frontier's recipes made for a size, in a few words: the smallest size whose every
-    tuning seed holds 99.40 % and the best mean at each of `limits` parameters."""
+    tuning seed holds LINE and the best mean at each of `limits` parameters."""
     name = lambda r: f"{r['model']}{'' if r['variant'] == r['model'] else ', ' + r['variant']}"
     held = sorted((r for r in rows if r["held"] == r["runs"]), key=lambda r: r["params"])
     text = (f"; with a recipe or layout made for the size ({len(rows)} sizes, tuning seeds), every seed holds "
-            f"{TARGET_ACC:.2f} % from " + (f"{held[0]['params']:,} params ({name(held[0])}, mean {held[0]['mean']:.2f} %)"
+            f"{LINE:.2f} % from " + (f"{held[0]['params']:,} params ({name(held[0])}, mean {held[0]['mean']:.2f} %)"
                                if held else "none of them"))
     for limit in limits:
         at = [r for r in rows if r["params"] <= limit]
@@ -87,7 +88,7 @@ def result(m):
         confirmed = sorted(m.get("confirmed", []), key=lambda r: r["params"])
         return (f"study {m['study']}: {m['n_runs']} of {m['grid']} runs recorded; {len(sizes)} sizes"
                 + (f", {sizes[0]['params']:,}–{sizes[-1]['params']:,} params" if sizes else "")
-                + f"; the smallest whose every tuning seed holds {TARGET_ACC:.2f} %: "
+                + f"; the smallest whose every tuning seed holds {LINE:.2f} %: "
                 + (f"{held[0]['params']:,} params ({held[0]['model']}, mean {held[0]['mean']:.2f} %)"
                    if held else "none")
                 + ("; on the report seeds: " + ", ".join(f"{r['model']} held on {r['held']} of {r['runs']} "
@@ -103,8 +104,8 @@ def result(m):
         return f"{next(iter(worst.values())):.2f} %"
     values = list(worst.values())
     low = min(worst, key=worst.get)
-    held = sum(v >= TARGET_ACC for v in values)
-    return (f"{held}/{len(values)} seeds hold {TARGET_ACC:.2f} %; mean {statistics.mean(values):.2f} "
+    held = sum(v >= LINE for v in values)
+    return (f"{held}/{len(values)} seeds hold {LINE:.2f} %; mean {statistics.mean(values):.2f} "
             f"± {statistics.stdev(values):.2f} %, worst {worst[low]:.2f} % (seed {low})")
 
 
@@ -164,7 +165,7 @@ img {{ max-width: 100%; }}
 folder; do not edit by hand. Each notebook links to its code-free report (HTML) and to the
 executed notebook (<code>.ipynb</code>, for Jupyter). A block's result is the worst of its
 last 5 epochs' test accuracies; the seeds study's is the distribution of that figure over its
-seeds (how many hold 99.40 %, their mean ± sd, the worst seed); the recipe notebook reads a
+seeds (how many hold {line:.2f} %, their mean ± sd, the worst seed); the recipe notebook reads a
 study's record. "target met" is the notebook's own Target check. The device column names the CPU or GPU: on
 another one the last digits differ.</p>
 {table}
@@ -186,7 +187,7 @@ def html_page(df, commits, others=(), gaps=""):
     result = next(c for c in df.columns if c.startswith("worst of the last 5"))
     df[result] = [f'<span class="result">{r}</span>' for r in df[result]]
     links = ", ".join(f'<a href="{html.escape(d)}/index.html">{html.escape(d)}/</a>' for d in others)
-    return PAGE.format(table=df.to_html(index=False, escape=False, border=0),
+    return PAGE.format(line=LINE, table=df.to_html(index=False, escape=False, border=0),
                        commits=html.escape(commits),
                        gaps=f"\n<p>{gaps}</p>" if gaps else "",
                        others=f"\n<p>{OTHERS}: {links}.</p>" if others else "")
@@ -222,7 +223,7 @@ def accuracy_figure(metrics, path):
     sizes = {m.get("test_size") for m in metrics.values()}
     low = df.test_acc.min() - 0.1  # zoom on the top unless nothing gets there (a smoke run)
     ax = sns.lineplot(df, x="epoch", y="test_acc", hue="run", marker="o")
-    ax.axhline(TARGET_ACC, color="red", ls="--", lw=1)
+    ax.axhline(LINE, color="red", ls="--", lw=1)
     ax.set(ylabel="test accuracy %", ylim=(max(97.5, low) if df.test_acc.max() > 98 else low, 100),
            title="Test accuracy per epoch" + (f" ({sizes.pop():,} test images)"
                                              if len(sizes) == 1 and None not in sizes else ""))

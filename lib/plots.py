@@ -5,6 +5,7 @@ import seaborn as sns
 import torch
 
 from lib.data import MEAN, STD
+from lib.targets import LINE, MEAN_LINE
 from lib.train import rotate
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -73,14 +74,14 @@ def curves(history, label=None):
     sns.lineplot(long, x="epoch", y="loss", hue="split", marker="o", ax=ax1)
     long = df.melt("epoch", ["train_acc", "test_acc"], var_name="split", value_name="accuracy %")
     sns.lineplot(long, x="epoch", y="accuracy %", hue="split", marker="o", ax=ax2)
-    ax2.axhline(99.4, color="red", ls="--", lw=1, label="99.40 %")
+    ax2.axhline(LINE, color="red", ls="--", lw=1, label=f"{LINE:.2f} %")
     ax2.set_ylim(max(95.0, df[["train_acc", "test_acc"]].min().min() - 0.2), 100)
     ax2.legend()
     if label:
         fig.suptitle(label)
     fig.tight_layout()
     show(fig, f"Two line charts per epoch: train and test loss (left), train and test accuracy with "
-              f"the 99.40 % line (right); test accuracy ends at {df.test_acc.iloc[-1]:.2f} %")
+              f"the {LINE:.2f} % line (right); test accuracy ends at {df.test_acc.iloc[-1]:.2f} %")
 
 
 def misclassified(images, labels, preds, n=30):
@@ -112,14 +113,14 @@ def seed_curves(runs):
     df = pd.DataFrame([dict(seed=r["seed"], **h) for r in runs for h in r["history"]])
     fig, ax = plt.subplots(figsize=(8, 3.6))
     sns.lineplot(df, x="epoch", y="test_acc", hue="seed", palette="tab10", marker="o", ax=ax)
-    ax.axhline(99.4, color="red", ls="--", lw=1)
+    ax.axhline(LINE, color="red", ls="--", lw=1)
     ax.set(ylabel="test accuracy %", ylim=(max(97.0, df.test_acc.min() - 0.2), 100))
     fig.tight_layout()
     show(fig, f"Line chart: test accuracy per epoch, one line per seed ({len(runs)} seeds), "
-              "with the 99.40 % line")
+              f"with the {LINE:.2f} % line")
 
 
-def seed_ranges(runs, last=5, line=99.4, mean_line=99.5):
+def seed_ranges(runs, last=5, line=LINE, mean_line=MEAN_LINE):
     """Each seed's test accuracy over its last `last` epochs: the range as a bar, each epoch
     as a dot, against the `line` every epoch must reach; the dotted line is the mean of the
     seeds' worst epochs, to be compared with `mean_line`."""
@@ -143,7 +144,7 @@ def seed_ranges(runs, last=5, line=99.4, mean_line=99.5):
               f"seeds stay at or above it; the mean of the worst epochs is {worst['min'].mean():.2f} %")
 
 
-def study_points(df, table, baseline, line=99.4):
+def study_points(df, table, baseline, line=LINE):
     """A study's evidence in one figure: every seed's worst last-5 epoch per variant (a dot
     each; a seed's dots share a colour across variants), each variant's mean with its 95 %
     interval (black), the baseline's mean (dotted) and the `line` every run must reach."""
@@ -164,7 +165,7 @@ def study_points(df, table, baseline, line=99.4):
               f"dotted line, {line:.2f} % dashed")
 
 
-def frontier(df, table, published=None, tuned=None, line=99.4):
+def frontier(df, table, published=None, tuned=None, line=LINE):
     """Accuracy against size: every run's worst last-5 epoch (a dot per seed), each size's
     mean with its 95 % interval, the `line`; left against parameters, right against MACs
     per image (both log scale). `published`: one-run figures from elsewhere (params, macs,

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from conftest import REPO
 from lib import evidence
 from lib.study import inputs_hash, load
 from test_study import TINY, tiny_study
@@ -224,3 +225,12 @@ def test_a_recipe_per_size_is_the_best_full_variant_of_each_size_beside_the_fixe
     assert evidence.tuned_analysis(evidence.of(toml), None, None) == "- No recipe per size has run every tuning seed yet."
     missing = evidence.recipes(str(toml.with_name("absent.toml")))
     assert "does not exist" in evidence.recipes_shown(missing) and "does not exist" in evidence.recipes_analysis(missing)
+
+
+def test_reading_a_studys_record_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, lib.evidence, lib.study; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
