@@ -87,16 +87,18 @@ def variant_table(df, baseline, value="min_last5"):
     return pd.DataFrame(rows).set_index("variant")
 
 
+def spread(table):
+    """A table's mean and sd (3 decimals), worst (2) and 95 % interval of the mean, as shown."""
+    return {"mean %": table["mean"].map(lambda x: pct(x, 3)), "sd": table.sd.map(lambda x: pct(x, 3)),
+            "worst %": table.worst.map(pct),
+            "95 % CI of the mean": [f"{pct(lo)} – {pct(hi)}" for lo, hi in zip(table.ci_low, table.ci_high)]}
+
+
 def shown(table):
-    """The variant table as a reader sees it: means and sd to 3 decimals, accuracies to 2,
-    intervals as ranges."""
+    """The variant table as a reader sees it: `spread`, then the paired difference to the baseline."""
     d = lambda x: "–" if math.isnan(x) else f"{x:+.3f}"
     return pd.DataFrame({
-        "runs": table.runs,
-        "mean %": table["mean"].map(lambda x: pct(x, 3)),
-        "sd": table.sd.map(lambda x: pct(x, 3)),
-        "worst %": table.worst.map(pct),
-        "95 % CI of the mean": [f"{pct(lo)} – {pct(hi)}" for lo, hi in zip(table.ci_low, table.ci_high)],
+        "runs": table.runs, **spread(table),
         "vs baseline, paired": [f"{d(x)} ({n} seeds)" if n else "–"
                                 for x, n in zip(table["diff"], table.paired_seeds)],
         "95 % CI of the difference": [f"{d(lo)} … {d(hi)}" for lo, hi in zip(table.diff_low, table.diff_high)],

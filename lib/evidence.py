@@ -50,6 +50,10 @@ class Evidence:
         return Note(f"Nothing to show: no complete run of today's code in {shown(self.study.results)} "
                     f"yet (make study STUDY={self.study.name}).")
 
+    def recorded(self):
+        return (f"{len(self.df)} complete runs of today's code, of {len(self.study.grid())} in the grid "
+                f"({len(self.rows) - len(self.df)} other rows recorded: stale, failed or of other parameters)")
+
     def counts(self):
         return Note(f"{len(self.df)} complete runs of today's code, of {len(self.study.grid())} "
                     f"({len(self.failed)} failed, {sum(self.missing.values())} not run yet, "
@@ -110,13 +114,8 @@ def definition(ev):
     variants run that model (configurations tried) and its complete runs."""
     study = ev.study
     print(f"{shown(study.path)}: notebook {shown(study.notebook)}, seeds {study.seeds}, baseline "
-          f"{study.baseline}; {len(ev.df)} complete runs of today's code of {len(study.grid())} in the "
-          f"grid, {len(ev.rows) - len(ev.df)} other rows recorded (stale, failed or of other parameters).")
-    import jupytext
-    from lib.pipeline import notebook_parameters
-
-    default = notebook_parameters(jupytext.read(study.notebook)).get("model_name")
-    model = {v: p.get("model_name", default) for v, p in study.variants.items()}
+          f"{study.baseline}; {ev.recorded()}.")
+    model = {v: p.get("model_name", study.parameters.get("model_name")) for v, p in study.variants.items()}
     runs = ev.table.runs if ev.table is not None else {}
     return pd.DataFrame({
         "model": model,
@@ -199,13 +198,10 @@ def seed_analysis(table, mean_line=MEAN_LINE):
 def baseline_runs(name, values):
     """The study's baseline runs of today's code, {seed: row}, where every parameter in `values`
     that the study's notebook has (seeds, device, compiling aside) equals the study's; else why not."""
-    import jupytext
-    from lib.pipeline import notebook_parameters
     from lib.study import FIXED
 
     study = load(name)
-    ran = notebook_parameters(jupytext.read(study.notebook))
-    ran.update(study.variants[study.baseline])
+    ran = {**study.parameters, **study.variants[study.baseline]}
     free = {*FIXED, "seeds", "device", "torch_compile"}
     other = sorted(n for n in set(ran) & set(values) - free if ran[n] != values[n])
     if other:
@@ -313,10 +309,7 @@ def per_size(table):
         "model": table.model, "parameters": table.params.map("{:,}".format),
         "MACs per image": table.macs.map("{:,}".format),
         f"held {LINE:.2f} %": [f"{h} of {n}" for h, n in zip(table.held, table.runs)],
-        "mean %": table["mean"].map(lambda x: compare.pct(x, 3)), "sd": table.sd.map(lambda x: compare.pct(x, 3)),
-        "worst %": table.worst.map(compare.pct),
-        "95 % CI of the mean": [f"{compare.pct(lo)} – {compare.pct(hi)}"
-                                for lo, hi in zip(table.ci_low, table.ci_high)]})
+        **compare.spread(table)})
 
 
 def float_paths(first, second):
@@ -498,8 +491,7 @@ def summary(name, baseline=None):
             raise StudyError(f"--baseline {baseline!r}: not a variant of {ev.study.path.name}; allowed: "
                              + ", ".join(ev.study.variants))
         ev = dataclasses.replace(ev, table=compare.variant_table(ev.df, baseline) if len(ev.df) else None)
-    lines_ = [f"[{ev.study.name}] {len(ev.df)} complete runs of today's code, of {len(ev.study.grid())} in "
-              f"the grid ({len(ev.rows) - len(ev.df)} other rows recorded: stale, failed or of other parameters)"]
+    lines_ = [f"[{ev.study.name}] {ev.recorded()}"]
     if ev.table is None:
         return "\n".join(lines_ + [f"nothing to compare yet: make study STUDY={ev.study.name}"])
     with pd.option_context("display.width", 200, "display.max_columns", None):

@@ -206,11 +206,6 @@ print(json.dumps(info))
 """
 
 
-def stop(signum, frame):
-    """SIGTERM (`timeout`, a job's end) as Ctrl-C: the check stops and still writes its record."""
-    raise KeyboardInterrupt
-
-
 def run_notebooks(device, out, env, logs, jobs=1, smoke=False, paths=None):
     """Every notebook (or `paths`; the seeds study, much the longest, first) into `out`, `jobs` at a time, logs in
     `logs`. Returns ({stem: seconds or "up to date"}, {stem: error line}, [stems a stop left unfinished])."""
@@ -337,7 +332,7 @@ def main(argv=None):
     c.add_argument("--work", default=WORK, help="the bundle's packages, smoke runs, logs (default build/gpu-check)")
     c.add_argument("--resume", action="store_true", help="keep the smoke pass and bench of an earlier, stopped check")
     args = vars(ap.parse_args(argv))
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: the record is still written
     try:
         (bundle if args.pop("command") == "bundle" else check)(**args)
     except CheckError as e:

@@ -34,10 +34,6 @@ def runs_of(m):
     return [(r["seed"], r["history"]) for r in m["runs"]] if "runs" in m else [(m["seed"], m["history"])]
 
 
-def median_epoch_seconds(m):
-    return statistics.median(row["seconds"] for _, h in runs_of(m) for row in h)
-
-
 def verdict(m):
     """What a report's Target check said: "yes", "MISSED", or "not checked" (smoke run)."""
     if not m.get("full_run", True):
@@ -45,22 +41,11 @@ def verdict(m):
     return "yes" if m["target_met"] else "MISSED"
 
 
-def missed(metrics):
-    """The notebooks whose full run missed a target."""
-    return [stem for stem, m in metrics.items() if verdict(m) == "MISSED"]
-
-
 def seed_list(seeds):
     """Seeds as a short text, three or more consecutive ones as "first–last" ([1, ..., 10, 42]
     -> "1–10, 42"), so a ten-seed study fits a table cell."""
     runs = [[s for _, s in run] for _, run in groupby(enumerate(seeds), lambda p: p[1] - p[0])]
     return ", ".join(f"{r[0]}–{r[-1]}" if len(r) >= 3 else ", ".join(map(str, r)) for r in runs)
-
-
-def trained(metrics):
-    """The records of notebooks that train (blocks, the seeds study), not those that read a
-    study's results (05_recipe)."""
-    return {stem: m for stem, m in metrics.items() if "study" not in m}
 
 
 def tuned(rows, limits=(1000, 1700, 2000)):
@@ -121,7 +106,8 @@ def table(metrics):
             "epochs": "–" if study else m["epochs"],
             "worst of the last 5 epochs (over seeds: held, mean ± sd, worst)": result(m),
             "target met": "–" if study else verdict(m),
-            "epoch (median)": "–" if study else f"{median_epoch_seconds(m):.1f} s",
+            "epoch (median)": "–" if study else
+            f"{statistics.median(row['seconds'] for _, h in runs_of(m) for row in h):.1f} s",
             "wall time": f"{m['wall_seconds'] / 60:.1f} min",
             "device": "–" if study else m["device"] + (", compiled" if m.get("torch_compile") else ""),
             "seed": "–" if study else seed_list([seed for seed, _ in runs_of(m)]),
@@ -216,8 +202,8 @@ def subindexes(folder):
 
 
 def accuracy_figure(metrics, path):
-    """Test accuracy per epoch of every notebook (and every seed) on one plot."""
-    metrics = trained(metrics)
+    """Test accuracy per epoch of every notebook that trains (and every seed) on one plot."""
+    metrics = {stem: m for stem, m in metrics.items() if "study" not in m}
     df = pd.DataFrame([dict(run=f"{stem} (seed {seed})" if "runs" in m else stem, **row)
                        for stem, m in metrics.items() for seed, h in runs_of(m) for row in h])
     sizes = {m.get("test_size") for m in metrics.values()}
@@ -267,4 +253,4 @@ def write_index(folder):
             head, rest = text.split(START, 1)
             readme.write_text(f"{head}{START}\n{linked}\n{END}{rest.split(END, 1)[1]}")
     print(f"index: {folder / 'README.md'}, {folder / 'index.html'} ({len(metrics)} notebooks)")
-    return missed(metrics)
+    return [stem for stem, m in metrics.items() if verdict(m) == "MISSED"]  # missed a target

@@ -272,10 +272,6 @@ def run(py_path, out, strict, common, force=False, smoke_run=False):
           flush=True)
 
 
-def _on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m lib.pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -293,7 +289,7 @@ def main(argv=None):
     jobs = re.search(r"(?:^|\s)-j\s*(\d+)", os.environ.get("MAKEFLAGS", ""))
     if jobs and "OMP_NUM_THREADS" not in os.environ:  # `make -jN`: share the cores, don't fight
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(jobs[1])))
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
     staging = Path(args.out).resolve() / ".staging"
     try:
         if args.command == "run":

@@ -54,15 +54,6 @@ def probe(tree, study, variants, smoke):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def checkout(commit, into):
-    """The files of `commit` in the folder `into` (git archive: no .git, nothing else)."""
-    archive = subprocess.run(["git", "archive", commit], cwd=REPO, capture_output=True)
-    if archive.returncode:
-        raise StudyError(f"--from {commit!r}: not a commit of this repository "
-                         f"({archive.stderr.decode().strip()})")
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-
-
 def rekey(name, commit, renames, dry_run=False, log=print, smoke=SMOKE):
     """Rekey study `name`'s rows made by the code at `commit` (see the module's docstring),
     each variant compared on the run `smoke`. Returns {today's variant: number of rows rekeyed}."""
@@ -83,7 +74,8 @@ def rekey(name, commit, renames, dry_run=False, log=print, smoke=SMOKE):
     log(f"[{name}] smoke runs of {len(mapping)} variants at {commit[:10]} and today, on this machine ...")
     BUILD.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
-        checkout(commit, tmp)
+        archive = subprocess.run(["git", "archive", commit], cwd=REPO, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)  # its files, no .git
         then = probe(tmp, str(study.path.resolve().relative_to(REPO)), sorted(mapping), smoke)
     today = probe(REPO, str(study.path.resolve()), sorted(set(mapping.values())), smoke)
     counts, moved = {}, {}

@@ -42,10 +42,6 @@ class StorageLost(StudyError):
     """The storage stopped answering in the middle of a study."""
 
 
-class RunFailed(Exception):
-    """The notebook of one run failed: the trial is recorded as failed, the worker goes on."""
-
-
 # --- the storage --------------------------------------------------------------------------
 def open_storage(url, heartbeat=30):
     """Optuna's RDB storage at `url` (sqlite:///file, postgresql://...), with heartbeats:
@@ -64,7 +60,7 @@ def open_storage(url, heartbeat=30):
     try:
         storage = on_schema_race(lambda: optuna.storages.RDBStorage(
             url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=5 * heartbeat,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback()))
+            heartbeat_stale_trial_callback=requeue))
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
         reason = first_line(getattr(e, "orig", None) or e)
         hint = "; is the server running and reachable from here?" \
@@ -97,10 +93,18 @@ def fail_orphans(storage_study, grace):
             storage_study.tell(t.number, state=TrialState.FAIL)
         except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
             continue  # ended meanwhile (another worker failed it first): not ours to enqueue
-        if "variant" in t.user_attrs:  # one taken past the end of the queue has none: not a run
-            storage_study.enqueue_trial({}, user_attrs={k: t.user_attrs[k] for k in ("variant", "seed", "params")})
+        requeue(storage_study, t)
         failed += 1
     return failed
+
+
+def requeue(storage_study, trial):
+    """Enqueue again a trial of the grid that failed with its run unfinished (Optuna calls this
+    for a stale trial; `fail_orphans` for an unmarked one): its variant, seed and parameters,
+    not the dead worker's mark, which would hide the new trial from `fail_orphans`. One taken
+    past the end of the queue has no variant: not a run of the grid."""
+    if "variant" in trial.user_attrs:
+        storage_study.enqueue_trial({}, user_attrs={k: trial.user_attrs[k] for k in ("variant", "seed", "params")})
 
 
 def take(trial, storage):
@@ -150,18 +154,6 @@ def storage_failure(error):
             return first_line(getattr(error, "orig", None) or error)
         error = error.__cause__ or error.__context__
     return None
-
-
-def quiet_storage_threads():
-    """A thread that dies of the storage going away (Optuna's heartbeat) ends without a
-    traceback: the main thread meets the same and says it once. Other deaths are printed."""
-    default = threading.excepthook
-
-    def hook(args):
-        if storage_failure(args.exc_value) is None:
-            default(args)
-
-    threading.excepthook = hook
 
 
 def went_away(study, url, reason=None):
@@ -327,7 +319,7 @@ def objective(study, trial, storage, finished):
                    finished=now())
         finished["row"] = row
         trial.set_user_attr("row", row)
-        raise RunFailed(str(e)) from None
+        raise  # the trial is recorded as failed (`pull` catches it), the worker goes on
     history = record["history"]
     acc = [h["test_acc"] for h in history]
     row.update(status="complete", min_last5=value(history), final_test_acc=acc[-1],
@@ -351,7 +343,13 @@ def work(study, url, jobs, heartbeat, max_runs=None):
     the results file and the worker stops: StorageLost, with the one line it prints."""
     finished = {}  # the row of its last run, until the results file holds it
     os.environ.update(study.environment)  # the float path, for the kernels it starts
-    quiet_storage_threads()
+    default_hook = threading.excepthook
+
+    def quiet(args):  # a thread dying of the storage going away (Optuna's heartbeat) says nothing:
+        if storage_failure(args.exc_value) is None:  # the main thread meets the same, says it once
+            default_hook(args)
+
+    threading.excepthook = quiet
     try:
         pull(study, url, jobs, heartbeat, max_runs, finished)
     except Exception as e:
@@ -385,7 +383,7 @@ def pull(study, url, jobs, heartbeat, max_runs, finished):
             continue
         try:
             storage_study.optimize(lambda t: ran.append(t.number) or objective(study, t, storage, finished),
-                                   n_trials=1, catch=(RunFailed,))
+                                   n_trials=1, catch=(PipelineError,))
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:
             # our trial was failed as stale (a suspended machine?) and is enqueued again; a
             # run it finished is kept in the results file (the retry finds it there)
@@ -495,11 +493,7 @@ def run(study, url, jobs, heartbeat, retry_failed, max_runs=None, rerun_stale=Fa
 def safe(url):
     """A storage URL without its password (in its user part, or a password= parameter)."""
     url = re.sub(r"([?&]password=)[^&]*", r"\1***", url)
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        cred, host = rest.rsplit("@", 1)
-        return f"{scheme}://{cred.split(':')[0]}@{host}"
-    return url
+    return re.sub(r"^([^:/]+://[^:@/]*):.*@", r"\1@", url)  # user:password@host -> user@host
 
 
 def password_warning(url):

@@ -19,6 +19,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jupytext
+
 from lib.inputs import inputs_key
 from lib.paths import REPO, STUDIES, shown, study_path
 from lib.pipeline import notebook_parameters
@@ -42,6 +44,7 @@ class Study:
     variants: dict  # name -> the parameters it injects (defaults included)
     stop_early: dict = None  # {after, below, variants} or None
     environment: dict = field(default_factory=dict)  # FLOAT_PATH variable -> value, for every run
+    parameters: dict = field(default_factory=dict)  # the notebook's, with their defaults
 
     @property
     def results(self):
@@ -95,7 +98,8 @@ def load(name_or_path):
     study = Study(path.stem, path, notebook, seeds, baseline,
                   {v: {**defaults, **p} for v, p in variants.items()},
                   stop_rule(path, spec.get("stop_early"), variants, baseline, len(seeds)),
-                  float_path(path, spec.get("environment", {})))
+                  float_path(path, spec.get("environment", {})),
+                  notebook_parameters(jupytext.read(notebook)))
     check(study)
     return study
 
@@ -180,10 +184,9 @@ def needed(study, rows):
 
 def check(study):
     """Every variant's parameters are the notebook's, with values it accepts."""
-    import jupytext
     from lib.params import ParameterError, check_params
 
-    known = notebook_parameters(jupytext.read(study.notebook))
+    known = study.parameters
     for variant, params in study.variants.items():
         where = f"{study.path.name}: variant {variant!r}"
         bad = [n for n in params if n not in known or n in FIXED]
@@ -286,10 +289,6 @@ def write_results(study, rows):
 
 
 # --- the command ------------------------------------------------------------------------------
-def _on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv=None):
     from lib.runner import LOST, StorageLost, password_warning, storage_failure, went_away
 
@@ -315,17 +314,15 @@ def main(argv=None):
     commands["run"].add_argument("--rerun-stale", action="store_true",
                                  help="run again the runs whose code changed since (inputs hash)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
     try:
         if args.command == "compare":
             from lib.evidence import summary
             return print(summary(args.study, args.baseline))
-        if args.max_runs is not None and args.max_runs < 1:
-            raise StudyError(f"--max-runs={args.max_runs} is invalid; allowed: an integer >= 1")
-        if args.jobs < 1:
-            raise StudyError(f"--jobs={args.jobs} is invalid; allowed: an integer >= 1")
-        if args.heartbeat < 1:
-            raise StudyError(f"--heartbeat={args.heartbeat} is invalid; allowed: an integer >= 1 (seconds)")
+        for name, value, unit in (("max-runs", args.max_runs, ""), ("jobs", args.jobs, ""),
+                                  ("heartbeat", args.heartbeat, " (seconds)")):
+            if value is not None and value < 1:
+                raise StudyError(f"--{name}={value} is invalid; allowed: an integer >= 1{unit}")
         study = load(args.study)
         url = args.storage or study.default_storage()
         if args.command != "work" and password_warning(url):

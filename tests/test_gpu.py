@@ -164,7 +164,7 @@ STOPPED = """
 import json, os, signal, sys
 from pathlib import Path
 from lib import gpu
-signal.signal(signal.SIGTERM, gpu.stop)
+signal.signal(signal.SIGTERM, signal.default_int_handler)
 *paths, out = map(Path, sys.argv[1:])
 print(json.dumps(gpu.run_notebooks("cpu", out, dict(os.environ), out / "logs", jobs=1, paths=paths)))
 """

@@ -122,8 +122,9 @@ def test_the_storage_going_away_mid_study_is_one_line_and_the_same_command_resum
 def test_trials_left_running_by_a_worker_that_lost_the_storage_at_once_are_run_again(tmp_path, request, where):
     """A worker that dies (or loses the storage) as it takes a trial leaves it running with
     no heartbeat from Optuna's thread, which Optuna never counts as stale: taken and no more,
-    taken and marked as the worker's (`take`), or taken past the end of the queue (no run of
-    the grid). The next `run` must fail them and run the grid's again, not wait forever."""
+    taken and marked as the worker's (`take`), taken past the end of the queue (no run of
+    the grid), or taken as the retry of a stale trial. The next `run` must fail them and run
+    the grid's again, not wait forever."""
     import optuna
 
     toml = tiny_study(tmp_path, {"a": "{}"}, seeds=[1, 2], name=f"orphan_{where}")
@@ -139,12 +140,15 @@ def test_trials_left_running_by_a_worker_that_lost_the_storage_at_once_are_run_a
     lib.runner.take(marked, storage)
     assert (asked.user_attrs["seed"], marked.user_attrs["seed"], "variant" in beyond.user_attrs) == (1, 2, False)
     time.sleep(6)  # past the grace period, 5 heartbeats of 1 s
+    optuna.storages.fail_stale_trials(taken)  # the marked one, whose beat is stale: enqueued again
+    retried = died.ask()
+    assert retried.user_attrs == {k: marked.user_attrs[k] for k in ("variant", "seed", "params")}  # no mark
     done = study_cmd("run", toml, "--jobs", 1, "--heartbeat", 1, "--storage", url, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = read_results(toml.with_suffix(".jsonl"))
     assert sorted(rows) == [("a", 1), ("a", 2)] and all(r["status"] == "complete" for r in rows.values())
     states = {t.number: t.state for t in taken.get_trials(deepcopy=False)}
-    assert [states[t.number] for t in (asked, marked, beyond)] == [optuna.trial.TrialState.FAIL] * 3
+    assert [states[t.number] for t in (asked, marked, beyond, retried)] == [optuna.trial.TrialState.FAIL] * 4
 
 
 # --- several first starts at once ------------------------------------------------------------
