@@ -194,6 +194,18 @@ def descendants(pid):
     return below
 
 
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://u:p@h/db", "postgresql://u@h/db"),
+    ("postgresql://u:p@ss@h:5432/db", "postgresql://u@h:5432/db"),  # an @ in the password
+    ("postgresql://u:@h/db", "postgresql://u@h/db"),
+    ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ("postgresql+psycopg://u:p@h/db?password=x&y=1", "postgresql+psycopg://u@h/db?password=***&y=1"),
+    ("sqlite:///a@b/c.db", "sqlite:///a@b/c.db"),  # a path, not credentials
+])
+def test_a_storage_url_is_shown_without_its_password(url, shown):
+    assert lib.runner.safe(url) == shown
+
+
 def test_a_storage_password_is_on_no_command_line_and_in_no_printed_line(tmp_path, postgres):
     """make study STORAGE=postgresql://user:password@...: the recipe line make echoes, `run`
     and every worker carry no password (the URL reaches them through STUDY_STORAGE); what is
